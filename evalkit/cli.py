@@ -1,0 +1,112 @@
+"""Command line: ``evalkit run | check | simulate``.
+
+Unusable input ends with one line naming the file, column and problem and
+exit status 1; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from .config import DATA_RAW, REPORTS
+from .errors import InputError
+
+__all__ = ["main", "build_parser"]
+
+EXIT_OK, EXIT_INPUT, EXIT_PARTIAL = 0, 1, 3
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evalkit", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="clean, estimate and write one report per region and an index")
+    run.add_argument("--data", type=Path, default=DATA_RAW, help="data folder (default: data/raw/)")
+    run.add_argument("--out", type=Path, default=None, help="output folder (default: reports/)")
+    run.add_argument("--level", choices=["province", "district"], default="province")
+    run.add_argument("--regions", nargs="+", default=None, metavar="REGION",
+                     help="only these regions (canonical names, e.g. KwaZulu-Natal)")
+    run.add_argument("--jobs", type=int, default=None,
+                     help="regional reports rendered at once (default: number of cores)")
+    run.add_argument("--no-reports", action="store_true", help="stop after the results tables")
+
+    check = sub.add_parser("check", help="data-quality checks only (before analysis)")
+    check.add_argument("--data", type=Path, default=DATA_RAW)
+    check.add_argument("--out", type=Path, default=Path("reports") / "check")
+
+    sim = sub.add_parser("simulate", help="write a realistic synthetic data folder")
+    sim.add_argument("--out", type=Path, required=True)
+    sim.add_argument("--seed", type=int, default=20251123)
+    sim.add_argument("--scale", type=float, default=1.0)
+    return parser
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .pipeline import run
+
+    if args.jobs is not None and args.jobs < 1:
+        raise InputError("--jobs", "must be 1 or more")
+    output_dir = args.out if args.out is not None else REPORTS
+    result = run(args.data, output_dir, level=args.level, regions=args.regions,
+                 jobs=args.jobs or os.cpu_count() or 1, render=not args.no_reports)
+    for region, info in result.region_status.items():
+        print(f"  {region:<20} {info['status']:<14} {info.get('note', '')[:80]}")
+    index = result.output_dir / "index.html"
+    if index.exists():
+        print(f"Reports: {index}")
+    print(f"Results: {result.output_dir / 'results' / 'estimates.csv'}")
+    if result.exit_code == EXIT_PARTIAL:
+        print("Some regions failed; see the index and logs/ for the reasons.", file=sys.stderr)
+    return result.exit_code
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from .cleaning import clean_all
+    from .readers import read_data_folder
+
+    raw = read_data_folder(args.data)
+    clean = clean_all(raw.tables)
+    out = Path(args.out)
+    (out / "results").mkdir(parents=True, exist_ok=True)
+    clean.log.to_csv(out / "cleaning_log.csv", index=False, lineterminator="\n")
+    summary = (clean.log.groupby(["table", "action", "rule"]).size().rename("n_rows").reset_index())
+    summary.to_csv(out / "results" / "data_quality.csv", index=False, lineterminator="\n")
+    for table, counts in clean.row_counts.items():
+        print(f"  {table:<18} in {counts['rows_in']:>7}  kept {counts['rows_kept']:>7}  "
+              f"dropped {counts['rows_dropped']:>5}")
+    print(f"Cleaning log: {out / 'cleaning_log.csv'}")
+    return EXIT_OK
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    from .simulate import simulate
+
+    if args.scale <= 0:
+        raise InputError("--scale", "must be greater than 0")
+    result = simulate(args.out, seed=args.seed, scale=args.scale)
+    print(f"Wrote a synthetic data folder to {result.out} (seed {result.seed}, scale {result.scale:g}).")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    commands = {"run": _cmd_run, "check": _cmd_check, "simulate": _cmd_simulate}
+    try:
+        return commands[args.command](args)
+    except InputError as exc:
+        if args.debug:
+            raise
+        print(f"evalkit: error: {exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except KeyboardInterrupt:
+        print("evalkit: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
