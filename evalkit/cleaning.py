@@ -164,8 +164,10 @@ def harmonise_province(values: pd.Series) -> pd.Series:
     """Map every accepted spelling to the canonical province name; unknown → NA."""
     provinces = load_rules("provinces")["provinces"]
     lookup = _lookup({p["name"]: [p["code"], *p["variants"]] for p in provinces})
-    key = normalise_key(values).str.replace(r"\s*province$", "", regex=True)
+    key = normalise_key(values)
     mapped = key.map(lookup)
+    # "Gauteng Province" → "gauteng"; the full key is tried first ("Northern Province").
+    mapped = mapped.fillna(key.str.replace(r"\s*province$", "", regex=True).map(lookup))
     return mapped.astype("object").where(mapped.notna(), other=pd.NA)
 
 
@@ -404,6 +406,8 @@ def clean_child_assessments(raw: pd.DataFrame, log: CleaningLog, centre_ids: pd.
     no_wave = wave.isna().to_numpy()
     log.add(table, frame, no_wave, column="wave", old=frame["wave"], new="",
             rule="unknown_wave: row cannot be placed", action="dropped")
+    # Later log rows name the record by its canonical wave.
+    frame = frame.assign(wave=wave.astype("object").where(wave.notna(), frame["wave"]))
 
     out = pd.DataFrame(index=frame.index)
     out["child_id"] = frame["child_id"]
