@@ -1,0 +1,414 @@
+"""Execute the regional notebook per region and convert it to a self-contained HTML report.
+
+One region = one papermill run of :data:`~evalkit.config.REGIONAL_NOTEBOOK` into
+``<output_dir>/notebooks/<slug>.ipynb``, then nbconvert with the
+``templates/evalkit_report`` template into ``<output_dir>/regions/<slug>.html``.
+A region that fails gets a plain "unavailable" page (the traceback goes to
+``<output_dir>/logs/<slug>.log``) and the batch goes on.
+
+Parallel runs use a bounded thread pool. Each kernel talks over IPC sockets in
+its own temporary folder (no TCP port races), a kernel that fails to start is
+retried once, and every cell has a time limit.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import traceback
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Literal
+
+import pandas as pd
+
+from . import reporting
+from .config import PROJECT_ROOT, REGIONAL_NOTEBOOK, REPORT_TEMPLATE, TEMPLATES
+
+__all__ = ["RegionRender", "render_region_report", "render_reports", "write_index"]
+
+Status = Literal["ok", "not_estimable", "failed"]
+
+#: Cell tags whose cells never reach the HTML (also listed in the template's conf.json).
+REMOVED_CELL_TAGS = ("parameters", "injected-parameters", "remove-cell")
+KERNEL_NAME = "python3"
+KERNEL_START_TIMEOUT = 60
+_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: src/href/action (or CSS url()/@import) pointing at another host: the report must work offline.
+_NETWORK_REFERENCE = re.compile(
+    r"""(?:\b(?:src|href|action|poster|srcset)\s*=\s*["']?|url\(\s*["']?|@import\s+["'])\s*"""
+    r"""(?:https?:)?//""", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class RegionRender:
+    """What happened to one region's report.
+
+    Attributes
+    ----------
+    region, slug : str
+        Canonical name and file-name form.
+    status : {"ok", "not_estimable", "failed"}
+        "failed" means the report could not be built; an unavailable page was written.
+    path : str
+        The HTML page relative to the output folder (``regions/<slug>.html``).
+    reason : str
+        Plain-language reason for "not_estimable" and "failed"; empty for "ok".
+    seconds : float
+        Wall time to execute and convert.
+    """
+
+    region: str
+    slug: str
+    status: Status
+    path: str
+    reason: str
+    seconds: float
+
+
+class _RenderError(Exception):
+    """A failure with a plain-language reason for the unavailable page."""
+
+    def __init__(self, reason: str, detail: str = ""):
+        super().__init__(reason)
+        self.reason = reason
+        self.detail = detail
+
+
+# --------------------------------------------------------------------------- validation
+
+def _check_slug(slug: str) -> None:
+    if not isinstance(slug, str) or not _SLUG.match(slug):
+        raise ValueError(f"invalid region slug {slug!r}: use lower-case letters, digits and hyphens")
+
+
+def _notebook_parameters() -> set[str]:
+    import papermill as pm
+
+    return set(pm.inspect_notebook(str(REGIONAL_NOTEBOOK)))
+
+
+def _validate(region: str, output_dir: Path, processed_dir: Path) -> pd.Series | None:
+    """Check everything a kernel would need; return the primary row (or None)."""
+    if not isinstance(region, str) or not region.strip() or "\n" in region:
+        raise _RenderError("The region name is empty or not valid.")
+    if not REGIONAL_NOTEBOOK.is_file():
+        raise _RenderError("The report notebook is missing from this installation of evalkit.",
+                           f"not found: {REGIONAL_NOTEBOOK}")
+    declared = _notebook_parameters()
+    if not {"region", "output_dir", "processed_dir"} <= declared:
+        raise _RenderError("The report notebook does not take the expected parameters.",
+                           f"{REGIONAL_NOTEBOOK} declares {sorted(declared)}")
+    if not (TEMPLATES / REPORT_TEMPLATE / "index.html.j2").is_file():
+        raise _RenderError("The report template is missing from this installation of evalkit.",
+                           f"not found: {TEMPLATES / REPORT_TEMPLATE}")
+    estimates_path = output_dir / "results" / "estimates.csv"
+    if not estimates_path.is_file():
+        raise _RenderError("The results table (results/estimates.csv) was not found, so there was "
+                           "nothing to report.", f"not found: {estimates_path}")
+    if not processed_dir.is_dir():
+        raise _RenderError("The folder with the prepared child data was not found.",
+                           f"not a folder: {processed_dir}")
+    outcomes = processed_dir / "child_outcomes.parquet"
+    if not outcomes.is_file():
+        raise _RenderError("The prepared child data (child_outcomes.parquet) was not found.",
+                           f"not found: {outcomes}")
+    try:
+        estimates = pd.read_csv(estimates_path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same plain reason
+        raise _RenderError("The results table (results/estimates.csv) could not be read.",
+                           f"{type(exc).__name__}: {exc}") from exc
+    if "region" not in estimates or not (estimates["region"].astype(str) == region).any():
+        raise _RenderError(f"The results table has no row for {region}, so there was nothing to report.",
+                           f"region {region!r} not in {estimates_path}")
+    return reporting.primary_row(estimates, region)
+
+
+def _status_of(row: pd.Series | None) -> tuple[Status, str]:
+    if row is None:
+        return "not_estimable", "the results hold no primary estimate (ELOM total, ANCOVA, CR1)"
+    if str(row.get("status")) == "ok":
+        return "ok", ""
+    note = row.get("note")
+    return "not_estimable", note.strip() if isinstance(note, str) and note.strip() else "no reason recorded"
+
+
+# --------------------------------------------------------------------------- execution
+
+def _is_kernel_start_failure(exc: BaseException, notebook: Path) -> bool:
+    """True when no cell ran: the kernel never started (port clash, slow start)."""
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, PapermillExecutionError):
+        return False
+    try:
+        import nbformat
+
+        nb = nbformat.read(notebook, as_version=4)
+    except Exception:  # noqa: BLE001 - no notebook written means nothing ran either
+        return True
+    return all(c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+
+
+def _execute(region: str, output_dir: Path, processed_dir: Path, target: Path, timeout: int) -> None:
+    import papermill as pm
+    from traitlets.config import Config
+
+    parameters = {"region": region, "output_dir": str(output_dir), "processed_dir": str(processed_dir)}
+    for attempt in (1, 2):
+        socket_dir = Path(tempfile.mkdtemp(prefix="evalkit-kernel-"))
+        config = Config()
+        if os.name != "nt":  # IPC sockets are Unix-only; Windows keeps TCP
+            config.KernelManager.transport = "ipc"
+            config.KernelManager.ip = str(socket_dir / "k")
+        try:
+            pm.execute_notebook(
+                str(REGIONAL_NOTEBOOK), str(target), parameters=parameters,
+                kernel_name=KERNEL_NAME, progress_bar=False, log_output=False,
+                start_timeout=KERNEL_START_TIMEOUT, execution_timeout=timeout,
+                config=config, resources={"metadata": {"path": str(PROJECT_ROOT)}},
+            )
+            return
+        except Exception as exc:
+            if attempt == 1 and _is_kernel_start_failure(exc, target):
+                continue
+            raise
+        finally:
+            shutil.rmtree(socket_dir, ignore_errors=True)
+
+
+def _convert(executed: Path, region: str):
+    import nbformat
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    config = Config()
+    config.TemplateExporter.exclude_input = True
+    config.TemplateExporter.exclude_input_prompt = True
+    config.TemplateExporter.exclude_output_prompt = True
+    config.TagRemovePreprocessor.enabled = True
+    config.TagRemovePreprocessor.remove_cell_tags = set(REMOVED_CELL_TAGS)
+    exporter = HTMLExporter(config=config, template_name=REPORT_TEMPLATE,
+                            extra_template_basedirs=[str(TEMPLATES)])
+    exporter.language_code = "en"
+    nb = nbformat.read(executed, as_version=4)
+    nb.metadata["title"] = f"{region}: ECD partnership evaluation"
+    body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
+    remote = _NETWORK_REFERENCE.search(body)
+    if remote:
+        raise _RenderError("The report would load content from the internet, which funders' offline "
+                           "copies cannot do, so it was not published.",
+                           f"network reference in the HTML: {remote.group(0)[:120]!r}")
+    return body
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _plain_reason(exc: BaseException, timeout: int) -> str:
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+    from papermill.exceptions import PapermillExecutionError
+
+    if isinstance(exc, _RenderError):
+        return exc.reason
+    if isinstance(exc, PapermillExecutionError):
+        first = str(exc.evalue).strip().splitlines()[0][:200] if str(exc.evalue).strip() else ""
+        return ("The report stopped with an error while reading or summarising this region's data"
+                + (f" ({exc.ename}: {first})." if first else f" ({exc.ename})."))
+    if isinstance(exc, CellTimeoutError) or "timed out" in str(exc).lower():
+        return (f"Building the report took longer than the limit of {timeout} seconds per step "
+                "and was stopped.")
+    if isinstance(exc, DeadKernelError):
+        return "The process building the report stopped unexpectedly (it may have run out of memory)."
+    return f"The report could not be built ({type(exc).__name__})."
+
+
+_UNAVAILABLE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{region}: report unavailable</title>
+<style>
+body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-serif; line-height: 1.6;
+  color: #1d1d1f; max-width: 40rem; margin: 0 auto; padding: 2rem 1rem; }}
+.box {{ border-left: 6px solid #E69F00; background: #f3f5f7; padding: 0.75rem 1rem; }}
+</style>
+</head>
+<body>
+<main>
+<h1>{region}</h1>
+<div class="box">
+<p><strong>This region's report is unavailable.</strong></p>
+<p>{reason}</p>
+</div>
+<p>The other regions' reports are not affected. The evaluation team can find the technical details
+in <code>logs/{slug}.log</code> in the output folder.</p>
+<p><a href="../index.html">Back to all regions</a></p>
+<p><small>evalkit {version} · {date}</small></p>
+</main>
+</body>
+</html>
+"""
+
+
+def _unavailable_page(region: str, slug: str, reason: str) -> str:
+    return _UNAVAILABLE.format(region=html.escape(region), slug=html.escape(slug),
+                               reason=html.escape(reason), version=html.escape(reporting.evalkit_version()),
+                               date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
+
+
+def render_region_report(region: str, slug: str, output_dir: Path, processed_dir: Path, *,
+                         timeout: int = 600) -> RegionRender:
+    """Execute and convert one region's report; never raises for a region-level failure.
+
+    Parameters
+    ----------
+    region : str
+        Canonical region name, as in ``results/estimates.csv``.
+    slug : str
+        File-name form (lower-case letters, digits, hyphens).
+    output_dir, processed_dir : Path
+        The run's output folder and the folder holding ``child_outcomes.parquet``;
+        made absolute here and passed to the notebook as such.
+    timeout : int
+        Seconds each notebook cell may take.
+
+    Returns
+    -------
+    RegionRender
+        Status "ok" / "not_estimable" when the page was written, "failed" when an
+        unavailable page was written instead.
+    """
+    _check_slug(slug)
+    started = time.perf_counter()
+    output_dir = Path(output_dir).expanduser().resolve()
+    processed_dir = Path(processed_dir).expanduser().resolve()
+    page = output_dir / "regions" / f"{slug}.html"
+    executed = output_dir / "notebooks" / f"{slug}.ipynb"
+    log_path = output_dir / "logs" / f"{slug}.log"
+    relative = f"regions/{slug}.html"
+    log_lines = [f"region: {region}", f"slug: {slug}", f"output_dir: {output_dir}",
+                 f"processed_dir: {processed_dir}", f"started: {datetime.now(timezone.utc).isoformat()}"]
+    scratch = executed.with_name(f".{slug}.{os.getpid()}.{time.monotonic_ns()}.ipynb")
+    try:
+        row = _validate(region, output_dir, processed_dir)
+        status, reason = _status_of(row)
+        executed.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            _execute(region, output_dir, processed_dir, scratch, timeout)
+        finally:
+            if scratch.exists():  # keep even a failed run for inspection
+                scratch.replace(executed)
+        try:
+            body = _convert(executed, region)
+        except _RenderError:
+            raise
+        except Exception as exc:
+            raise _RenderError("The report was computed but could not be converted to a web page.",
+                               f"{type(exc).__name__}: {exc}") from exc
+        _write_atomic(page, body)
+        seconds = time.perf_counter() - started
+        log_lines.append(f"status: {status}\nseconds: {seconds:.2f}")
+        _write_atomic(log_path, "\n".join(log_lines) + "\n")
+        return RegionRender(region, slug, status, relative, reason, seconds)
+    except Exception as exc:  # noqa: BLE001 - failure isolation: one region never stops the batch
+        reason = _plain_reason(exc, timeout)
+        detail = getattr(exc, "detail", "")
+        log_lines += ["status: failed", f"reason: {reason}"] + ([f"detail: {detail}"] if detail else [])
+        tb = "".join(traceback.format_exception(exc))
+        ename_tb = getattr(exc, "traceback", None)  # PapermillExecutionError: the cell's traceback
+        if ename_tb:
+            tb = "\n".join(ename_tb) + "\n\n" + tb
+        log_lines.append("traceback:\n" + _ANSI.sub("", tb))
+        _write_atomic(log_path, "\n".join(log_lines) + "\n")
+        _write_atomic(page, _unavailable_page(region, slug, reason))
+        return RegionRender(region, slug, "failed", relative, reason, time.perf_counter() - started)
+
+
+def render_reports(regions: list[tuple[str, str]], output_dir: Path, processed_dir: Path, *,
+                   jobs: int = 1, timeout: int = 600) -> list[RegionRender]:
+    """Render every ``(region, slug)`` with at most ``jobs`` kernels at once.
+
+    Returns one :class:`RegionRender` per region, in the order given. A failed
+    region never stops the others.
+    """
+    regions = [(str(region), str(slug)) for region, slug in regions]
+    slugs = [slug for _, slug in regions]
+    for slug in slugs:
+        _check_slug(slug)
+    duplicates = sorted({s for s in slugs if slugs.count(s) > 1})
+    if duplicates:
+        raise ValueError(f"two regions share the file name(s) {', '.join(duplicates)}")
+    if not regions:
+        return []
+    workers = max(1, min(int(jobs), len(regions)))
+    if workers == 1:
+        return [render_region_report(r, s, output_dir, processed_dir, timeout=timeout) for r, s in regions]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="evalkit-render") as pool:
+        futures = [pool.submit(render_region_report, r, s, output_dir, processed_dir, timeout=timeout)
+                   for r, s in regions]
+        return [f.result() for f in futures]
+
+
+# --------------------------------------------------------------------------- index
+
+_STATUS_LABELS = {"ok": "Effect estimated", "not_estimable": "Not estimable", "failed": "Report failed"}
+
+
+def _national_summary(rows: list[dict]) -> str:
+    n = len(rows)
+    ok = [r for r in rows if r["status"] == "ok"]
+    counts = {d: sum(r["direction"] == d for r in ok)
+              for d in ("partnered higher", "partnered lower", "no clear difference")}
+    parts = [f"{len(ok)} with an estimate"]
+    if ok:
+        parts[0] += (f" ({counts['partnered higher']} where partnered centres scored clearly higher, "
+                     f"{counts['partnered lower']} clearly lower, "
+                     f"{counts['no clear difference']} with no clear difference)")
+    not_est = sum(r["status"] == "not_estimable" for r in rows)
+    failed = sum(r["status"] == "failed" for r in rows)
+    parts.append(f"{not_est} not estimable")
+    parts.append(f"{failed} failed")
+    return f"{n} region{'s' if n != 1 else ''}: " + ", ".join(parts) + "."
+
+
+def write_index(output_dir: Path, estimates: pd.DataFrame, renders: list[RegionRender]) -> Path:
+    """Write ``<output_dir>/index.html``: every region, its result and a link to its report."""
+    from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+    output_dir = Path(output_dir).expanduser().resolve()
+    rows, n_children = [], 0
+    for item in renders:
+        row = reporting.primary_row(estimates, item.region) if "region" in estimates else None
+        if item.status == "ok" and row is not None and pd.notna(row.get("n_children")):
+            n_children += int(row["n_children"])
+        result = reporting.short_result(row if item.status != "failed" else None)
+        if item.status == "failed" and row is not None:
+            result["n_children"] = reporting.suppress_count(row.get("n_children"))
+        rows.append(dict(region=item.region, slug=item.slug, href=item.path, status=item.status,
+                         status_label=_STATUS_LABELS.get(item.status, item.status),
+                         reason=item.reason, **result))
+    problems = [r for r in rows if r["status"] != "ok"]
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
+                      undefined=StrictUndefined, keep_trailing_newline=True)
+    page = env.get_template("index.html.j2").render(
+        rows=rows, problems=problems, summary=_national_summary(rows),
+        n_children=reporting.suppress_count(n_children), version=reporting.evalkit_version(),
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        min_children=reporting.MIN_CHILDREN_PER_CELL)
+    path = output_dir / "index.html"
+    _write_atomic(path, page)
+    return path

@@ -1,0 +1,275 @@
+"""End to end: execute the regional notebook on a small prepared run and check the HTML.
+
+The fixture writes exactly what the pipeline prepares before any notebook runs
+(estimates, child outcomes, cleaning log, manifest) for two regions with known
+rows: Gauteng (estimate 2.0, 95% CI 0.5 to 3.5) and Northern Cape (not estimable).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import nbformat
+import numpy as np
+import pandas as pd
+import papermill
+import pytest
+from papermill.exceptions import PapermillExecutionError
+
+from evalkit import render
+from evalkit.render import RegionRender, render_region_report, render_reports, write_index
+
+NC_REASON = ("Only 2 partnered and 4 comparison centres have children assessed at both baseline "
+             "and endline; at least 3 of each are needed.")
+ESTIMATE_COLUMNS = ["region", "outcome", "estimator", "inference", "estimate", "std_error", "df",
+                    "ci_low", "ci_high", "p_value", "effect_size_sd", "n_children",
+                    "n_centres_partnered", "n_centres_comparison", "status", "note"]
+
+
+def write_prepared_run(root: Path, seed: int = 20251123) -> tuple[Path, Path, pd.DataFrame]:
+    """A finished pipeline run: ``<root>/out`` (results, log, manifest) and ``<root>/processed``."""
+    rng = np.random.default_rng(seed)
+    out, processed = root / "out", root / "processed"
+    (out / "results").mkdir(parents=True)
+    processed.mkdir()
+    nan = float("nan")
+    estimates = pd.DataFrame([
+        ["Gauteng", "elom_total", "ancova", "CR1", 2.0, 0.7, 11, 0.5, 3.5, 0.01, 0.16, 240, 6, 6, "ok",
+         "Few centres in one arm (6 partnered, 6 comparison): cluster-robust standard errors may be too small."],
+        ["Northern Cape", "elom_total", "ancova", "CR1", nan, nan, nan, nan, nan, nan, nan, 30, 2, 4,
+         "not_estimable", NC_REASON],
+    ], columns=ESTIMATE_COLUMNS)
+    estimates.to_csv(out / "results" / "estimates.csv", index=False)
+
+    rows = []
+    for region, prefix, n_centres, n_partnered, per_centre in (("Gauteng", "GP", 12, 6, 20),
+                                                               ("Northern Cape", "NC", 6, 2, 5)):
+        for c in range(n_centres):
+            centre, partnered = f"{prefix}{c:02d}", c < n_partnered
+            for k in range(per_centre):
+                baseline = rng.normal(45, 10)
+                for wave, gain in (("baseline", 0.0), ("endline", 8.0 + 2.0 * partnered)):
+                    total = float(np.clip(baseline + gain + rng.normal(0, 4), 0, 100))
+                    age = 52.0 + (9 if wave == "endline" else 0) + rng.integers(0, 6)
+                    cut = 46.32 if age < 60 else 54.38
+                    band = ("On Track" if total >= cut else
+                            "Falling Behind" if total >= cut - 10 else "Falling Far Behind")
+                    rows.append(dict(
+                        child_id=f"KID-{centre}-{k:02d}", centre_id=centre, region=region,
+                        province=region, district="D1", wave=wave,
+                        assessment_date=pd.Timestamp("2025-02-01" if wave == "baseline" else "2025-10-01"),
+                        age_months=age, sex=rng.choice(["female", "male"]),
+                        setting=rng.choice(["urban", "peri-urban", "rural"]), is_partnered=partnered,
+                        **{d: total / 5 for d in ("elom_gmd", "elom_fmc", "elom_enm", "elom_cef", "elom_ell")},
+                        elom_total=total, elom_band=band, haz=rng.normal(-0.5, 1), waz=0.0, whz=0.0,
+                        baz=0.0, haz_flag=False, waz_flag=False, whz_flag=False, baz_flag=False,
+                        attendance_rate=0.8))
+    pd.DataFrame(rows).to_parquet(processed / "child_outcomes.parquet", index=False)
+
+    log_rows = ([["centres", "GP01", "province", "GT", "Gauteng", "province_alias", "changed"]] * 14
+                + [["child_assessments", "KID-GP01-01", "height_cm", "1050", "", "height_in_mm", "flagged"]] * 3
+                + [["child_assessments", "KID-GP02-03", "", "", "", "exact_duplicate_row", "dropped"]] * 25)
+    pd.DataFrame(log_rows, columns=["table", "record_id", "column", "old_value", "new_value", "rule",
+                                    "action"]).to_csv(out / "cleaning_log.csv", index=False)
+    (out / "run_manifest.json").write_text(json.dumps({
+        "evalkit_version": "0.1.0", "started_at": "2025-11-23T10:00:00+00:00",
+        "parameters": {"level": "province", "regions": "all"},
+        "inputs": {"child_assessments.csv": {"sha256": "ab" * 32}, "centres.csv": {"sha256": "cd" * 32}},
+        "packages": {"pandas": "3.1.1", "numpy": "2.3.0"}}))
+    return out, processed, estimates
+
+
+class _Links(HTMLParser):
+    """Collects every URL-bearing attribute and every <img>'s alt."""
+
+    def __init__(self):
+        super().__init__()
+        self.urls: list[str] = []
+        self.img_alts: list[str | None] = []
+        self.tags: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        self.tags.add(tag)
+        for name in ("src", "href", "action", "data", "poster", "srcset"):
+            if attrs.get(name):
+                self.urls.append(attrs[name])
+        if tag == "img":
+            self.img_alts.append(attrs.get("alt"))
+
+
+def assert_self_contained_report(page: str) -> _Links:
+    parser = _Links()
+    parser.feed(page)
+    assert not re.search(r"https?://", page), "a network URL is in the page"
+    assert not re.search(r"url\(\s*['\"]?(?!data:)", page), "CSS refers to an outside resource"
+    for url in parser.urls:
+        assert url.startswith(("data:", "#", "../", "regions/")) and "//" not in url.split(",")[0], url
+    assert {"script", "link", "iframe", "pre"}.isdisjoint(parser.tags), parser.tags & {"script", "link", "pre"}
+    assert all(alt and alt.strip() for alt in parser.img_alts), parser.img_alts
+    return parser
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("render")
+    out, processed, estimates = write_prepared_run(root)
+    renders = render_reports([("Gauteng", "gauteng"), ("Northern Cape", "northern-cape"),
+                              ("Limpopo", "limpopo")], out, processed, jobs=2, timeout=120)
+    index = write_index(out, estimates, renders)
+    return out, processed, estimates, {r.slug: r for r in renders}, index
+
+
+@pytest.mark.slow
+def test_statuses_paths_and_timings(run):
+    out, _, _, renders, _ = run
+    assert [r.status for r in renders.values()] == ["ok", "not_estimable", "failed"]
+    assert renders["northern-cape"].reason == NC_REASON
+    assert renders["gauteng"].reason == ""
+    for r in renders.values():
+        assert isinstance(r, RegionRender) and r.path == f"regions/{r.slug}.html"
+        assert (out / r.path).is_file() and r.seconds >= 0
+    assert (out / "notebooks" / "gauteng.ipynb").is_file()
+    assert not list((out / "regions").glob(".*")), "temporary files left behind"
+
+
+@pytest.mark.slow
+def test_estimated_region_report(run):
+    out, processed, _, _, _ = run
+    page = (out / "regions" / "gauteng.html").read_text(encoding="utf-8")
+    parser = assert_self_contained_report(page)
+    assert '<html lang="en">' in page
+    assert "<h1>Gauteng</h1>" in page
+    assert ("Children in partnered centres scored 2.0 points higher on the ELOM total (about 0.16 SD) "
+            "than similar children in comparison centres; the 95% interval runs from 0.5 to 3.5 points.") in page
+    assert len(parser.img_alts) == 2  # effect and distribution figures
+    assert "Table 1." in page and "Figure 2." in page
+    assert "t distribution with 11 degrees of freedom" in page
+    assert "only 6 partnered and 6 comparison centres" in page  # few-centre warning
+    assert "ab" * 32 in page  # input hash in the stamp
+    # nothing of the code, the parameters or the children leaks
+    for leaked in ("injected-parameters", "Traceback", "reporting.", "load_region", "import ",
+                   str(out), str(processed), "KID-", "child_id", "In&nbsp;[", "Out[",
+                   "Executed once per region"):  # the last is the developer note (tag remove-cell)
+        assert leaked not in page, leaked
+
+
+@pytest.mark.slow
+def test_not_estimable_region_report(run):
+    out, *_ = run
+    page = (out / "regions" / "northern-cape.html").read_text(encoding="utf-8")
+    assert_self_contained_report(page)
+    assert "<h1>Northern Cape</h1>" in page
+    assert ("We could not estimate an effect in Northern Cape because only 2 partnered and 4 comparison "
+            "centres have children assessed at both baseline and endline") in page
+    assert "suppressed" in page  # the two partnered centres' statistics
+    assert "injected-parameters" not in page and "Traceback" not in page
+
+
+@pytest.mark.slow
+def test_missing_region_gives_unavailable_page_and_a_log(run):
+    out, *_ = run
+    page = (out / "regions" / "limpopo.html").read_text(encoding="utf-8")
+    assert_self_contained_report(page)
+    assert "unavailable" in page and "no row for Limpopo" in page and "Traceback" not in page
+    log = (out / "logs" / "limpopo.log").read_text(encoding="utf-8")
+    assert "status: failed" in log and "Traceback" in log
+
+
+@pytest.mark.slow
+def test_index_links_every_region_and_gives_reasons(run):
+    out, *_, index = run
+    page = index.read_text(encoding="utf-8")
+    assert_self_contained_report(page)
+    for slug in ("gauteng", "northern-cape", "limpopo"):
+        assert f'href="regions/{slug}.html"' in page
+    assert NC_REASON in page
+    assert "no row for Limpopo" in page
+    assert "0.5 to 3.5" in page and "+0.16" in page
+    assert "3 regions: 1 with an estimate" in page
+
+
+@pytest.mark.slow
+def test_error_inside_the_notebook_is_isolated(tmp_path, run):
+    """A corrupt child-outcomes file fails in the kernel: unavailable page, traceback only in the log."""
+    out, *_ = run
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "child_outcomes.parquet").write_bytes(b"this is not parquet")
+    result = render_region_report("Gauteng", "gauteng-broken", out, broken, timeout=60)
+    assert result.status == "failed"
+    assert "error while reading or summarising" in result.reason
+    page = (out / result.path).read_text(encoding="utf-8")
+    assert "unavailable" in page and "Traceback" not in page and "Gauteng" in page
+    log = (out / "logs" / "gauteng-broken.log").read_text(encoding="utf-8")
+    assert "ArrowInvalid" in log and "load_region" in log  # the kernel's traceback
+    assert "\x1b[" not in log  # ANSI colours stripped
+    assert (out / "notebooks" / "gauteng-broken.ipynb").is_file()  # the failed run is kept
+
+
+def test_bad_processed_dir_fails_before_any_kernel_starts(tmp_path, monkeypatch):
+    out, _, _ = write_prepared_run(tmp_path)
+    monkeypatch.setattr(render, "_execute", lambda *a, **k: pytest.fail("a kernel was started"))
+    result = render_region_report("Gauteng", "gauteng", out, tmp_path / "nowhere")
+    assert result.status == "failed" and "prepared child data" in result.reason
+    assert "unavailable" in (out / "regions" / "gauteng.html").read_text(encoding="utf-8")
+
+
+def test_render_reports_rejects_unsafe_or_duplicate_slugs(tmp_path):
+    with pytest.raises(ValueError, match="slug"):
+        render_reports([("Gauteng", "../gauteng")], tmp_path, tmp_path)
+    with pytest.raises(ValueError, match="share"):
+        render_reports([("Gauteng", "gp"), ("Gauteng 2", "gp")], tmp_path, tmp_path)
+    assert render_reports([], tmp_path, tmp_path) == []
+
+
+def test_kernel_that_fails_to_start_is_retried_once_over_ipc(tmp_path, monkeypatch):
+    out, processed, _ = write_prepared_run(tmp_path)
+    calls = []
+
+    def flaky_execute(input_path, output_path, **kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:  # nothing written, no cell ran: a kernel start failure
+            raise RuntimeError("Kernel didn't respond in 60 seconds")
+        nbformat.write(nbformat.read(input_path, as_version=4), output_path)
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky_execute)
+    result = render_region_report("Gauteng", "gauteng", out, processed)
+    assert result.status == "ok" and len(calls) == 2
+    assert calls[0]["parameters"] == {"region": "Gauteng", "output_dir": str(out.resolve()),
+                                      "processed_dir": str(processed.resolve())}
+    config = calls[0]["config"].KernelManager
+    assert config.transport == "ipc" and config.ip != calls[1]["config"].KernelManager.ip
+    page = (out / "regions" / "gauteng.html").read_text(encoding="utf-8")
+    assert 'region = "Gauteng"' not in page  # the parameters cell is dropped
+
+
+def test_error_in_a_cell_is_not_retried(tmp_path, monkeypatch):
+    out, processed, _ = write_prepared_run(tmp_path)
+    calls = []
+
+    def failing_execute(input_path, output_path, **kwargs):
+        calls.append(kwargs)
+        nb = nbformat.read(input_path, as_version=4)
+        nb.cells[1].execution_count = 1
+        nbformat.write(nb, output_path)
+        raise PapermillExecutionError(1, 1, "x", "KeyError", "'elom_total'", ["Traceback line"])
+
+    monkeypatch.setattr(papermill, "execute_notebook", failing_execute)
+    result = render_region_report("Gauteng", "gauteng", out, processed)
+    assert result.status == "failed" and len(calls) == 1
+    assert "KeyError" in result.reason
+    assert "Traceback line" in (out / "logs" / "gauteng.log").read_text(encoding="utf-8")
+
+
+def test_conversion_refuses_a_page_that_would_load_from_the_network(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("display_data", data={
+            "text/html": '<script src="https://cdn.example.org/plot.js"></script>'})])])
+    path = tmp_path / "plot.ipynb"
+    nbformat.write(nb, path)
+    with pytest.raises(render._RenderError, match="internet"):
+        render._convert(path, "Gauteng")
