@@ -225,7 +225,11 @@ def _to_numeric(frame: pd.DataFrame, table: str, column: str, log: CleaningLog, 
     text = frame[column].astype(str).str.strip()
     numbers = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
     result = numbers.astype("float64")
-    codes: dict[str, str] = {str(k): str(v) for k, v in rules["missing_codes"].items()}
+    codes: dict[str, str] = {}
+    for key, reason in rules["missing_codes"].items():
+        # Codes are matched without regard to case, so "NA" and "na" are one code.
+        if str(key).upper() not in {c.upper() for c in codes}:
+            codes[str(key)] = str(reason)
     for code, reason in codes.items():
         if code == "":
             continue

@@ -224,9 +224,10 @@ def _plain_reason(exc: BaseException, timeout: int) -> str:
     if isinstance(exc, _RenderError):
         return exc.reason
     if isinstance(exc, PapermillExecutionError):
-        first = str(exc.evalue).strip().splitlines()[0][:200] if str(exc.evalue).strip() else ""
+        # The error's message may quote data values, so the page names only its kind;
+        # the whole message and traceback are in the region's log.
         return ("The report stopped with an error while reading or summarising this region's data"
-                + (f" ({exc.ename}: {first})." if first else f" ({exc.ename})."))
+                f" ({exc.ename}).")
     if isinstance(exc, CellTimeoutError) or "timed out" in str(exc).lower():
         return (f"Building the report took longer than the limit of {timeout} seconds per step "
                 "and was stopped.")
