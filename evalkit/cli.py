@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from .config import DATA_RAW, REPORTS
@@ -33,6 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=None,
                      help="regional reports rendered at once (default: number of cores)")
     run.add_argument("--no-reports", action="store_true", help="stop after the results tables")
+    run.add_argument("--no-cache", action="store_true",
+                     help="rebuild everything even when inputs, parameters and code are unchanged")
 
     check = sub.add_parser("check", help="data-quality checks only (before analysis)")
     check.add_argument("--data", type=Path, default=DATA_RAW)
@@ -52,7 +56,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise InputError("--jobs", "must be 1 or more")
     output_dir = args.out if args.out is not None else REPORTS
     result = run(args.data, output_dir, level=args.level, regions=args.regions,
-                 jobs=args.jobs or os.cpu_count() or 1, render=not args.no_reports)
+                 jobs=args.jobs or os.cpu_count() or 1, render=not args.no_reports,
+                 use_cache=not args.no_cache)
+    if result.cached:
+        print(f"Reports: {result.output_dir / 'index.html'} (unchanged)")
+        return result.exit_code
     for region, info in result.region_status.items():
         print(f"  {region:<20} {info['status']:<14} {info.get('note', '')[:80]}")
     index = result.output_dir / "index.html"
@@ -92,10 +100,17 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _terminate(signum: int, frame: object) -> None:
+    # SIGTERM (a scheduler or `kill`) unwinds like Ctrl-C, so staged output is discarded.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     commands = {"run": _cmd_run, "check": _cmd_check, "simulate": _cmd_simulate}
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return commands[args.command](args)
     except InputError as exc:
@@ -104,7 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"evalkit: error: {exc}", file=sys.stderr)
         return EXIT_INPUT
     except KeyboardInterrupt:
-        print("evalkit: interrupted", file=sys.stderr)
+        where = getattr(args, "out", None) or (REPORTS if args.command == "run" else None)
+        kept = f" The previous complete output in {where} is unchanged and usable." if where else ""
+        print(f"evalkit: interrupted; nothing from this run was published.{kept}", file=sys.stderr)
         return 130
 
 

@@ -7,7 +7,6 @@ prepared data.
 
 from __future__ import annotations
 
-import json
 import platform
 import re
 import time
@@ -25,6 +24,8 @@ from .config import DATA_PROCESSED, DATA_RAW, REPORTS
 from .errors import InputError
 from .estimation import ESTIMATE_COLUMNS, estimate_ancova
 from .indicators import build_child_outcomes
+from .outputs import (OutputLock, Staging, code_fingerprint, frame_digest, hash_json, input_file_hashes,
+                      read_manifest, write_csv, write_json, write_parquet)
 from .readers import read_data_folder
 from .treatment import derive_treatment
 
@@ -54,6 +55,10 @@ class Prepared:
     regions: list[str]
     timings: dict[str, float] = field(default_factory=dict)
 
+    def results_tables(self) -> dict[str, pd.DataFrame]:
+        """The tidy tables written to ``results/<name>.csv``."""
+        return {"estimates": self.estimates, "indicators": self.indicators}
+
 
 @dataclass
 class RunResult:
@@ -62,6 +67,7 @@ class RunResult:
     processed_dir: Path
     region_status: dict[str, dict]
     manifest_path: Path
+    cached: bool = False
 
 
 def region_indicators(child_outcomes: pd.DataFrame) -> pd.DataFrame:
@@ -138,88 +144,160 @@ def _package_versions() -> dict[str, str]:
     return versions
 
 
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False, lineterminator="\n", float_format="%.10g")
-    tmp.replace(path)
+def _region_digest(prepared: Prepared, region: str, fingerprint: dict) -> str:
+    """Everything one region's report is built from: its rows of every table, and the code."""
+    parts = {"fingerprint": fingerprint, "region": region}
+    outcomes = prepared.child_outcomes
+    parts["child_outcomes"] = frame_digest(outcomes.loc[outcomes["region"] == region])
+    for name, frame in prepared.results_tables().items():
+        if "region" in frame.columns:
+            parts[name] = frame_digest(frame.loc[frame["region"] == region])
+    return hash_json(parts)
 
 
-def _write_json(data: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=str, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+def _outputs_complete(output_dir: Path, processed_dir: Path, manifest: dict) -> bool:
+    needed = [output_dir / "index.html", output_dir / "results" / "estimates.csv",
+              output_dir / "cleaning_log.csv", processed_dir / "child_outcomes.parquet"]
+    needed += [output_dir / info["report"] for info in manifest.get("regions", {}).values() if info.get("report")]
+    return all(path.is_file() for path in needed)
 
 
 def run(data_dir: Path | str = DATA_RAW, output_dir: Path | str = REPORTS,
         processed_dir: Path | str | None = None, *, level: Literal["province", "district"] = "province",
         regions: list[str] | None = None, jobs: int | None = None, render: bool = True,
-        progress: Callable[[str], None] = print) -> RunResult:
+        use_cache: bool = True, progress: Callable[[str], None] = print) -> RunResult:
     """Turn a data folder into estimates, processed tables and per-region reports.
 
     ``processed_dir`` defaults to ``<output_dir>/processed`` when an output
     folder is given and to ``data/processed/`` for the default output folder,
-    as the data contract says.
+    as the data contract says. Everything is written to a staging folder and
+    moved into place at the end, so an interrupted run leaves the previous
+    output complete. With ``use_cache`` an unchanged re-run does nothing and
+    only regions whose data changed are rendered again.
     """
     from . import render as render_mod
 
     started = datetime.now(timezone.utc)
+    t_start = time.perf_counter()
     data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir).resolve()
     if processed_dir is None:
         processed_dir = DATA_PROCESSED if output_dir == REPORTS.resolve() else output_dir / "processed"
     processed_dir = Path(processed_dir).resolve()
+    if not data_dir.is_dir():
+        raise InputError(data_dir, "data folder does not exist")
 
+    parameters = {"data_dir": str(data_dir), "output_dir": str(output_dir), "processed_dir": str(processed_dir),
+                  "level": level, "regions": sorted(regions) if regions else "all", "render": render}
+    with OutputLock(output_dir) as lock:
+        if lock.stale_taken_over:
+            progress("Note: an earlier run was interrupted; its partial files were discarded.")
+        previous = read_manifest(output_dir)
+        fingerprint = code_fingerprint()
+        input_hashes = input_file_hashes(data_dir)
+        run_key = hash_json({"inputs": input_hashes, "parameters": parameters, "fingerprint": fingerprint})
+        if (use_cache and previous and previous.get("cache", {}).get("run_key") == run_key
+                and previous.get("exit_code") == 0 and _outputs_complete(output_dir, processed_dir, previous)):
+            progress("Nothing changed since the last run: inputs, parameters and code are the same. "
+                     "The reports are up to date.")
+            return RunResult(exit_code=0, output_dir=output_dir, processed_dir=processed_dir,
+                             region_status=previous.get("regions", {}),
+                             manifest_path=output_dir / "run_manifest.json", cached=True)
+
+        stage = Staging(output_dir)
+        stage_processed = Staging(processed_dir)
+        try:
+            result = _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, level=level,
+                                 regions=regions, jobs=jobs, render=render, use_cache=use_cache,
+                                 previous=previous, fingerprint=fingerprint, run_key=run_key,
+                                 parameters=parameters, started=started, t_start=t_start,
+                                 progress=progress, render_mod=render_mod)
+        except BaseException:
+            stage.discard()
+            stage_processed.discard()
+            raise
+        return result
+
+
+def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, level, regions, jobs, render,
+                use_cache, previous, fingerprint, run_key, parameters, started, t_start, progress,
+                render_mod) -> RunResult:
     progress(f"Reading and preparing {data_dir} ...")
     prepared = prepare(data_dir, level=level, regions=regions)
-    output_dir.mkdir(parents=True, exist_ok=True)
-    processed_dir.mkdir(parents=True, exist_ok=True)
+    staged_out = stage.open()
+    staged_processed = stage_processed.open()
 
-    _write_csv(prepared.estimates, output_dir / "results" / "estimates.csv")
-    _write_csv(prepared.indicators, output_dir / "results" / "indicators.csv")
-    _write_csv(prepared.log, output_dir / "cleaning_log.csv")
-    outcomes = prepared.child_outcomes
-    outcomes.to_parquet(processed_dir / "child_outcomes.parquet", index=False)
-    prepared.treatment.to_parquet(processed_dir / "centre_treatment.parquet", index=False)
+    for name, frame in prepared.results_tables().items():
+        write_csv(frame, staged_out / "results" / f"{name}.csv")
+    write_csv(prepared.log, staged_out / "cleaning_log.csv")
+    write_parquet(prepared.child_outcomes, staged_processed / "child_outcomes.parquet")
+    write_parquet(prepared.treatment, staged_processed / "centre_treatment.parquet")
 
     status = {
         row.region: {"slug": slugify(row.region), "status": row.status, "note": row.note}
         for row in prepared.estimates.itertuples()
         if row.outcome == "elom_total" and row.estimator == "ancova" and row.inference == "CR1"
     }
+    region_keys = {region: _region_digest(prepared, region, fingerprint) for region in prepared.regions}
     manifest = {
         "evalkit_version": __version__,
         "started_at": started.isoformat(timespec="seconds"),
-        "parameters": {"data_dir": str(data_dir), "output_dir": str(output_dir),
-                       "processed_dir": str(processed_dir), "level": level,
-                       "regions": regions or "all", "jobs": jobs},
+        "parameters": {**parameters, "jobs": jobs},
         "inputs": {name: {"sha256": digest} for name, digest in prepared.input_hashes.items()},
         "rows": prepared.row_counts,
         "packages": _package_versions(),
         "machine": {"platform": platform.platform(), "processor": platform.machine()},
         "timings_seconds": {k: round(v, 3) for k, v in prepared.timings.items()},
         "regions": status,
+        "cache": {"run_key": run_key, "fingerprint": fingerprint, "regions": region_keys},
+        "complete": False,
     }
-    manifest_path = output_dir / "run_manifest.json"
-    _write_json(manifest, manifest_path)
+    # The notebooks read the stamp from the staged manifest.
+    write_json(manifest, staged_out / "run_manifest.json")
     progress(f"Estimated {len(prepared.regions)} regions; "
              f"{sum(s['status'] == 'ok' for s in status.values())} with an effect.")
 
     exit_code = 0
+    stale_reports: list[Path] = []
     if render:
         t0 = time.perf_counter()
-        pairs = [(region, status[region]["slug"]) for region in prepared.regions]
-        renders = render_mod.render_reports(pairs, output_dir, processed_dir, jobs=jobs or 1)
+        old_regions = (previous or {}).get("regions", {})
+        old_keys = (previous or {}).get("cache", {}).get("regions", {})
+        reusable = {
+            region for region in prepared.regions
+            if use_cache and old_keys.get(region) == region_keys[region]
+            and old_regions.get(region, {}).get("render_status") in ("ok", "not_estimable")
+            and (output_dir / old_regions[region].get("report", "-")).is_file()
+        }
+        to_render = [(region, status[region]["slug"]) for region in prepared.regions if region not in reusable]
+        if reusable:
+            progress(f"{len(reusable)} region report(s) unchanged since the last run; rendering {len(to_render)}.")
+        renders = render_mod.render_reports(to_render, staged_out, staged_processed, jobs=jobs or 1)
+        by_region = {item.region: item for item in renders}
+        for region in reusable:
+            old = old_regions[region]
+            by_region[region] = render_mod.RegionRender(
+                region=region, slug=old["slug"], status=old["render_status"], path=old["report"],
+                reason=old.get("note", ""), seconds=0.0)
+        renders = [by_region[region] for region in prepared.regions]
         for item in renders:
             status[item.region].update(report=item.path, render_status=item.status,
-                                       render_seconds=round(item.seconds, 2))
+                                       render_seconds=round(item.seconds, 2), cached=item.region in reusable)
             if item.status == "failed":
                 status[item.region]["status"] = "failed"
                 status[item.region]["note"] = item.reason
                 exit_code = 3
-        render_mod.write_index(output_dir, prepared.estimates, renders)
+        render_mod.write_index(staged_out, prepared.estimates, renders)
         manifest["timings_seconds"]["render"] = round(time.perf_counter() - t0, 3)
+        current = {f"{info['slug']}.html" for info in status.values()}
+        regions_dir = output_dir / "regions"
+        if regions_dir.is_dir() and parameters["regions"] == "all":
+            stale_reports = [p for p in regions_dir.glob("*.html") if p.name not in current]
     manifest["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest["timings_seconds"]["total"] = round(time.perf_counter() - t_start, 3)
     manifest["exit_code"] = exit_code
-    _write_json(manifest, manifest_path)
+    manifest["complete"] = True
+    write_json(manifest, staged_out / "run_manifest.json")
+    stage_processed.commit()
+    stage.commit(remove=stale_reports)
     return RunResult(exit_code=exit_code, output_dir=output_dir, processed_dir=processed_dir,
-                     region_status=status, manifest_path=manifest_path)
+                     region_status=status, manifest_path=output_dir / "run_manifest.json")

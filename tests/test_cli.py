@@ -48,3 +48,26 @@ def test_help_lists_the_commands():
     assert result.returncode == 0
     for command in ("run", "check", "simulate"):
         assert command in result.stdout
+
+
+@pytest.mark.slow
+def test_sigterm_leaves_no_partial_output(tmp_path):
+    import signal
+    import time
+
+    from evalkit.simulate import simulate
+
+    simulate(tmp_path / "data", seed=3, scale=0.3)
+    proc = subprocess.Popen([sys.executable, "-m", "evalkit", "run", "--data", str(tmp_path / "data"),
+                             "--out", str(tmp_path / "out"), "--jobs", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not (tmp_path / "out" / ".evalkit-staging").exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    assert not (tmp_path / "out" / "index.html").exists()
+    assert not (tmp_path / "out" / ".evalkit-staging").exists()
+    assert not (tmp_path / "out" / ".evalkit.lock").exists()
