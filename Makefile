@@ -4,13 +4,14 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.evalkit-installed
 
-.PHONY: help install report test test-fast lab sample system-deps clean
+.PHONY: help install report test test-fast lab sample bench system-deps clean
 
 help:
 	@echo "make report   create .venv, install, run evalkit on data/raw/ -> reports/index.html"
 	@echo "make test     same setup, then the whole test suite"
 	@echo "make lab      open JupyterLab with the evalkit kernel"
 	@echo "make sample   regenerate the synthetic sample in data/raw/"
+	@echo "make bench    speed and scale benchmarks -> benchmarks/RESULTS.md"
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,6 +42,11 @@ lab: install
 
 sample: install
 	$(VENV)/bin/evalkit simulate --out data/raw --seed 20251123 --scale 1
+
+# Speed and scale figures (medians in one run), appended to benchmarks/RESULTS.md.
+bench: install
+	$(PY) benchmarks/zscore_throughput.py | tee -a benchmarks/RESULTS.md
+	$(PY) benchmarks/batch.py
 
 clean:
 	rm -rf reports data/processed/*.parquet .pytest_cache
