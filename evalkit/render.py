@@ -369,25 +369,121 @@ def render_reports(regions: list[tuple[str, str]], output_dir: Path, processed_d
 _STATUS_LABELS = {"ok": "Effect estimated", "not_estimable": "Not estimable", "failed": "Report failed"}
 
 
+def _names(regions: list[str], limit: int = 4) -> str:
+    return f" ({', '.join(regions)})" if 0 < len(regions) <= limit else ""
+
+
 def _national_summary(rows: list[dict]) -> str:
+    """What the regions found, counted and (when few) named, in one or two sentences."""
     n = len(rows)
-    ok = [r for r in rows if r["status"] == "ok"]
-    counts = {d: sum(r["direction"] == d for r in ok)
-              for d in ("partnered higher", "partnered lower", "no clear difference")}
-    parts = [f"{len(ok)} with an estimate"]
-    if ok:
-        parts[0] += (f" ({counts['partnered higher']} where partnered centres scored clearly higher, "
-                     f"{counts['partnered lower']} clearly lower, "
-                     f"{counts['no clear difference']} with no clear difference)")
-    not_est = sum(r["status"] == "not_estimable" for r in rows)
-    failed = sum(r["status"] == "failed" for r in rows)
-    parts.append(f"{not_est} not estimable")
-    parts.append(f"{failed} failed")
-    return f"{n} region{'s' if n != 1 else ''}: " + ", ".join(parts) + "."
+    usable = [r for r in rows if r["status"] == "ok" and r["direction"]]
+    by = {d: [r["region"] for r in usable if r["direction"] == d]
+          for d in ("no clear difference", "partnered higher", "partnered lower")}
+    plural = "s" if n != 1 else ""
+    if usable:
+        clauses = []
+        if by["no clear difference"]:
+            k = len(by["no clear difference"])
+            clauses.append(f"in {k}{_names(by['no clear difference'])} there is no clear difference between "
+                           "partnered and comparison centres")
+        if by["partnered higher"]:
+            clauses.append(f"in {len(by['partnered higher'])}{_names(by['partnered higher'])} children in "
+                           "partnered centres scored clearly higher")
+        if by["partnered lower"]:
+            clauses.append(f"in {len(by['partnered lower'])}{_names(by['partnered lower'])} they scored clearly lower")
+        joined = clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + " and " + clauses[-1]
+        text = f"Of {n} region{plural}, {len(usable)} {'has' if len(usable) == 1 else 'have'} an estimate: {joined}."
+    else:
+        text = f"None of the {n} region{plural} has a usable estimate of the effect."
+    suppressed = [r["region"] for r in rows if r["status"] == "ok" and not r["direction"]]
+    not_estimable = [r["region"] for r in rows if r["status"] == "not_estimable"]
+    failed = [r["region"] for r in rows if r["status"] == "failed"]
+    if suppressed:
+        text += f" {len(suppressed)}{_names(suppressed)} rest on too few children or centres to publish."
+    if not_estimable:
+        text += f" {len(not_estimable)}{_names(not_estimable)} could not be estimated."
+    if failed:
+        text += f" {len(failed)} report{'s' if len(failed) != 1 else ''}{_names(failed)} failed to build."
+    return text
+
+
+def _national_lead(rows: list[dict]) -> str:
+    """The one-line finding across regions when there is no pooled estimate."""
+    usable = [r["direction"] for r in rows if r["status"] == "ok" and r["direction"]]
+    k = len(usable)
+    if not k:
+        return "No region has a usable estimate of the effect."
+    higher, lower = usable.count("partnered higher"), usable.count("partnered lower")
+    unclear = usable.count("no clear difference")
+    if unclear * 2 > k:
+        return f"No clear difference in most regions ({unclear} of {k} with an estimate)."
+    if higher * 2 > k:
+        return f"Children in partnered centres scored clearly higher in most regions ({higher} of {k})."
+    if lower * 2 > k:
+        return f"Children in partnered centres scored clearly lower in most regions ({lower} of {k})."
+    return (f"Mixed results: clearly higher in {higher}, clearly lower in {lower} and no clear difference "
+            f"in {unclear} of {k} regions.")
+
+
+def _tally(rows: list[dict]) -> list[dict]:
+    """Regions by reading, for the picture under the headline (colour plus words)."""
+    kinds = (("partnered higher", "clearly higher in partnered", "#0072B2"),
+             ("no clear difference", "no clear difference", "#8c8c8c"),
+             ("partnered lower", "clearly lower in partnered", "#D55E00"))
+    out = [dict(label=label, count=sum(1 for r in rows if r["status"] == "ok" and r["direction"] == key),
+                colour=colour) for key, label, colour in kinds]
+    out.append(dict(label="no estimate", colour="#e3e3e3",
+                    count=sum(1 for r in rows if not (r["status"] == "ok" and r["direction"]))))
+    return [t for t in out if t["count"]]
+
+
+def _chance_note(rows: list[dict]) -> str:
+    usable = sum(1 for r in rows if r["status"] == "ok" and r["direction"])
+    if usable < 3:
+        return ""
+    return (f"Each region is estimated separately; among {usable} estimates, one clear result can turn up by "
+            "chance alone, so a consistent pattern across regions says more than any single region.")
+
+
+#: Region name of the pooled estimate in ``results/estimates.csv``.
+NATIONAL = "National"
+#: Files under the output folder that the index offers for download, when present.
+DOWNLOADS = (("results/results.xlsx", "All results as an Excel workbook (for M&E teams)"),
+             ("results/estimates.csv", "Estimates (CSV)"),
+             ("results/indicators.csv", "Indicators by region, group and wave (CSV)"))
+
+
+def _index_forest(rows: list[dict], national: pd.Series | None) -> str:
+    """Forest plot of every region's primary estimate, the national one first."""
+    forest = []
+    if national is not None and reporting.effect_direction(national) is not None:
+        result = reporting.short_result(national)
+        forest.append(dict(label="All regions", note=f"{result['estimate']} ({result['interval']})",
+                           estimate=national["estimate"], low=national["ci_low"], high=national["ci_high"],
+                           emphasis=True))
+    for row in rows:
+        drawable = row["status"] == "ok" and row["interval"] != reporting.DASH
+        note = (f"{row['estimate']} ({row['interval']})" if drawable
+                else {"failed": "report failed", "not_estimable": "not estimable"}.get(row["status"], row["estimate"]))
+        if row["status"] == "ok" and not drawable:
+            note = "suppressed (too few children or centres)"
+        forest.append(dict(label=row["region"], note=note, missing=note,
+                           estimate=row["_estimate"] if drawable else None,
+                           low=row["_low"] if drawable else None, high=row["_high"] if drawable else None))
+    if not any(r["estimate"] is not None for r in forest):
+        return ""
+    described = "; ".join(f"{r['label']}: {r['note']}" for r in forest)
+    return reporting.forest_svg(forest, unit="ELOM points",
+                                label=f"Difference in ELOM total, partnered minus comparison, with 95% interval, "
+                                      f"by region. {described}.")
 
 
 def write_index(output_dir: Path, estimates: pd.DataFrame, renders: list[RegionRender]) -> Path:
-    """Write ``<output_dir>/index.html``: every region, its result and a link to its report."""
+    """Write ``<output_dir>/index.html``: the national result, a forest plot and every region's report.
+
+    The national headline comes from the ``National`` rows of the estimates
+    when present; otherwise the page opens with a count of what the regions found.
+    """
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     output_dir = Path(output_dir).expanduser().resolve()
@@ -399,17 +495,33 @@ def write_index(output_dir: Path, estimates: pd.DataFrame, renders: list[RegionR
         result = reporting.short_result(row if item.status != "failed" else None)
         if item.status == "failed" and row is not None:
             result["n_children"] = reporting.suppress_count(row.get("n_children"))
+        reading = {"failed": "Report failed", "not_estimable": "Not estimable"}.get(
+            item.status, result["direction"].capitalize() if result["direction"] else "Suppressed")
+        usable = result["direction"] != ""
         rows.append(dict(region=item.region, slug=item.slug, href=item.path, status=item.status,
                          status_label=_STATUS_LABELS.get(item.status, item.status),
-                         reason=item.reason, **result))
+                         reason=item.reason, reading=reading,
+                         _estimate=row["estimate"] if usable else None,
+                         _low=row["ci_low"] if usable else None, _high=row["ci_high"] if usable else None,
+                         **result))
     problems = [r for r in rows if r["status"] != "ok"]
+    national = (reporting.primary_row(estimates, NATIONAL)
+                if "region" in estimates and not any(r.region == NATIONAL for r in renders) else None)
+    national_html = ""
+    if national is not None:
+        national_html = reporting.headline_html(
+            national, "all regions combined", heading="What we found across all regions",
+            extra=["Each region's own result is below; they can differ from the overall one."])
+    downloads = [dict(href=href, label=label) for href, label in DOWNLOADS if (output_dir / href).is_file()]
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
                       undefined=StrictUndefined, keep_trailing_newline=True)
     page = env.get_template("index.html.j2").render(
-        rows=rows, problems=problems, summary=_national_summary(rows),
+        rows=rows, problems=problems, summary=_national_summary(rows), chance_note=_chance_note(rows),
+        lead=_national_lead(rows), tally=_tally(rows),
+        national=national_html, forest=_index_forest(rows, national), downloads=downloads,
         n_children=reporting.suppress_count(n_children), version=reporting.evalkit_version(),
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        min_children=reporting.MIN_CHILDREN_PER_CELL)
+        min_children=reporting.MIN_CHILDREN_PER_CELL, min_centres=reporting.MIN_CENTRES_PER_CELL)
     path = output_dir / "index.html"
     _write_atomic(path, page)
     return path

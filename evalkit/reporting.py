@@ -4,8 +4,17 @@ The notebook ``notebooks/regional_evaluation.ipynb`` defines nothing and compute
 nothing heavy: it calls :func:`load_region` once and then one function per
 section. Each section function returns an :class:`IPython.display.HTML` object,
 so a cell that ends with the call displays the section. The wording and the
-tables are built by plain functions (``headline_text``, ``estimate_frame``,
-``suppress_small_cells`` …) that the tests call directly.
+tables are built by plain functions (``headline_text``, ``certainty``,
+``estimate_frame``, ``suppress_small_cells`` …) that the tests call directly.
+
+Inputs: ``results/estimates.csv`` and ``child_outcomes.parquet`` are required;
+every other results table (balance, power, indicators, satisfaction,
+scorecard, milestones, data quality) is read when present, and its section says
+in a plain sentence that it is not available when absent.
+
+Tables and figures are numbered in the order they appear: a section that is
+skipped takes no number. Figures are inline SVG (crisp on phones, no network),
+each with a text alternative.
 
 Disclosure control: a table cell that describes fewer than
 :data:`MIN_CHILDREN_PER_CELL` children or :data:`MIN_CENTRES_PER_CELL` centres
@@ -24,7 +33,7 @@ import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -34,32 +43,62 @@ __all__ = [
     "MIN_CENTRES_PER_CELL",
     "FEW_CENTRES_WARNING",
     "PALETTE",
+    "RESULT_TABLES",
     "RegionData",
     "RegionNotFoundError",
     "load_region",
+    "read_results_table",
     "evalkit_version",
+    "is_whole_region",
     "primary_row",
+    "warning_codes",
     "effect_direction",
+    "certainty",
+    "headline_parts",
     "headline_text",
+    "headline_html",
     "short_result",
     "format_number",
     "format_interval",
     "format_p",
     "suppress_count",
     "suppress_small_cells",
+    "interval_svg",
+    "forest_svg",
+    "effects_frame",
     "estimate_frame",
+    "subgroup_frame",
     "sample_size_frame",
     "on_track_frame",
+    "indicators_frame",
+    "satisfaction_frame",
+    "scorecard_frame",
+    "balance_frame",
+    "rows_kept_frame",
+    "dropped_by_reason_frame",
     "data_quality_frame",
+    "data_quality_summary_frame",
+    "power_sentence",
     "methods_paragraphs",
     "limitations_list",
     "title",
     "headline",
+    "effects_figure",
+    "effects_table",
+    "subgroup_table",
     "estimate_table",
     "effect_figure",
     "score_distribution_figure",
+    "on_track_figure",
     "on_track_table",
+    "indicators_table",
+    "satisfaction_table",
+    "scorecard_table",
+    "milestones_figure",
+    "balance_table",
+    "love_plot",
     "sample_size_table",
+    "rows_kept_table",
     "data_quality_table",
     "methods",
     "limitations",
@@ -74,6 +113,9 @@ MIN_CENTRES_PER_CELL = 3
 FEW_CENTRES_WARNING = 10
 #: Okabe–Ito colours (colour-blind safe) for the two arms.
 PALETTE = {"Partnered": "#0072B2", "Comparison": "#E69F00"}
+#: Optional tables under ``results/`` that a report reads when present.
+RESULT_TABLES = ("balance", "balance_joint", "power", "indicators", "satisfaction", "scorecard",
+                 "milestones", "data_quality")
 
 PRIMARY = {"outcome": "elom_total", "estimator": "ancova", "inference": "CR1"}
 ARMS = ("Partnered", "Comparison")
@@ -82,6 +124,9 @@ ON_TRACK = "On Track"
 SUPPRESSED = "suppressed"
 DASH = "–"
 MINUS = "\u2212"
+_TEXT, _MUTED, _RULE = "#1d1d1f", "#555555", "#d0d4d9"
+#: Plausible effects of programmes like this one, in SD (domain facts).
+PLAUSIBLE_EFFECT_SD = (0.10, 0.25)
 
 _ESTIMATES = Path("results") / "estimates.csv"
 _CHILD_OUTCOMES = "child_outcomes.parquet"
@@ -89,7 +134,7 @@ _CLEANING_LOG = "cleaning_log.csv"
 _MANIFEST = "run_manifest.json"
 # Only these columns of child_outcomes are ever read: never child_id.
 _CHILD_COLUMNS = ("centre_id", "region", "wave", "is_partnered", "age_months", "sex", "setting",
-                  "elom_total", "elom_band")
+                  "elom_total", "elom_band", "haz")
 _REQUIRED_CHILD_COLUMNS = ("centre_id", "region", "wave", "is_partnered", "elom_total")
 
 _OUTCOME_LABELS = {
@@ -104,12 +149,32 @@ _OUTCOME_LABELS = {
     "whz": ("Weight-for-height", "z"),
     "baz": ("BMI-for-age", "z"),
     "attendance_rate": ("Attendance rate", ""),
+    "is_on_track": ("On Track", "share"),
+    "is_stunted": ("Stunted", "share"),
+    "kling_index": ("Summary index of all outcomes", "SD"),
 }
-_ESTIMATOR_LABELS = {"ancova": "ANCOVA", "did": "Difference-in-differences", "naive": "Unadjusted"}
+_ESTIMATOR_LABELS = {"ancova": "ANCOVA", "did": "Difference-in-differences", "naive": "Unadjusted",
+                     "regression_adjustment": "Regression adjustment",
+                     "ipw": "Inverse-probability weighting", "aipw": "Doubly robust (AIPW)",
+                     "kling_index": "Summary index (Kling–Liebman–Katz)"}
+_ESTIMATOR_SHORT = {"ancova": "ANCOVA", "did": "DiD", "naive": "Unadjusted",
+                    "regression_adjustment": "Reg. adjustment", "ipw": "IPW", "aipw": "AIPW",
+                    "kling_index": "KLK index"}
 _INFERENCE_LABELS = {
     "CR1": "SE clustered by centre (CR1)",
     "CR2": "SE clustered by centre (CR2, small-sample)",
+    "WCR-bootstrap": "wild cluster bootstrap",
+    "HC1": "robust SE, not clustered (HC1)",
 }
+_WARNING_TEXT = {
+    "few_partnered_centres": "few partnered centres",
+    "few_comparison_centres": "few comparison centres",
+    "cr1_cr2_disagree": "the small-sample correction (CR2) changes the conclusion",
+}
+_CERTAINTY_LABELS = {"clear": "Fairly sure of the direction",
+                     "tentative": "Some evidence, with caveats",
+                     "unclear": "Not sure there is a difference",
+                     "none": "No estimate"}
 
 
 class RegionNotFoundError(LookupError):
@@ -133,6 +198,10 @@ class RegionData:
         The run's cleaning log (all regions), or None when the file is missing.
     manifest : dict or None
         ``run_manifest.json``, or None when the file is missing.
+    results : dict
+        Optional results tables by name (see :data:`RESULT_TABLES`): the
+        region's rows (and, for the scorecard and milestones, the national
+        ones), or None when the file is absent.
     """
 
     region: str
@@ -141,11 +210,23 @@ class RegionData:
     cleaning_log: pd.DataFrame | None = None
     manifest: dict[str, Any] | None = None
     built_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    results: dict[str, pd.DataFrame | None] = field(default_factory=dict)
+    # Running numbers of the tables and figures shown so far (the notebook runs top to bottom).
+    _numbers: dict[str, int] = field(default_factory=lambda: {"Table": 0, "Figure": 0}, repr=False)
 
     @property
     def primary(self) -> pd.Series | None:
-        """The primary estimate row (ELOM total, ANCOVA, CR1), or None."""
+        """The primary estimate row (``is_primary``, else ELOM total / ANCOVA / CR1), or None."""
         return primary_row(self.estimates, self.region)
+
+    def table(self, name: str) -> pd.DataFrame | None:
+        """An optional results table, or None when the run did not write it."""
+        return self.results.get(name)
+
+    def next_number(self, kind: str, number: int | None = None) -> int:
+        """The number of the next table or figure (an explicit number resets the count)."""
+        self._numbers[kind] = self._numbers.get(kind, 0) + 1 if number is None else int(number)
+        return self._numbers[kind]
 
 
 def evalkit_version() -> str:
@@ -170,7 +251,7 @@ def evalkit_version() -> str:
 # --------------------------------------------------------------------------- loading
 
 def load_region(region: str, output_dir: str | Path, processed_dir: str | Path) -> RegionData:
-    """Read one region's estimates, child outcomes, the cleaning log and the manifest.
+    """Read one region's estimates, child outcomes, optional results, the cleaning log and the manifest.
 
     Parameters
     ----------
@@ -200,11 +281,32 @@ def load_region(region: str, output_dir: str | Path, processed_dir: str | Path) 
     children = _read_children(processed_dir / _CHILD_OUTCOMES, region)
 
     log_path = output_dir / _CLEANING_LOG
-    cleaning_log = pd.read_csv(log_path, dtype=str, keep_default_na=False) if log_path.exists() else None
+    cleaning_log = (pd.read_csv(log_path, dtype=str, keep_default_na=False,
+                                usecols=lambda c: c in {"table", "rule", "action"})
+                    if log_path.exists() else None)
     manifest_path = output_dir / _MANIFEST
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else None
+    results = {name: read_results_table(output_dir, name, region) for name in RESULT_TABLES}
     return RegionData(region=region, estimates=rows, children=children,
-                      cleaning_log=cleaning_log, manifest=manifest)
+                      cleaning_log=cleaning_log, manifest=manifest, results=results)
+
+
+def read_results_table(output_dir: str | Path, name: str, region: str | None = None) -> pd.DataFrame | None:
+    """``<output_dir>/results/<name>.csv``, or None when the run did not write it.
+
+    With ``region``, only that region's rows are kept; tables with a ``scope``
+    column (scorecard, milestones) also keep their national rows.
+    """
+    path = _from_project_root(output_dir) / "results" / f"{name}.csv"
+    if not path.is_file():
+        return None
+    frame = pd.read_csv(path)
+    if region is not None and "region" in frame.columns:
+        keep = frame["region"].astype(str) == region
+        if "scope" in frame.columns:
+            keep |= frame["scope"].astype(str).str.lower() == "national"
+        frame = frame.loc[keep].reset_index(drop=True)
+    return frame
 
 
 def _from_project_root(path: str | Path) -> Path:
@@ -228,24 +330,67 @@ def _read_children(path: Path, region: str) -> pd.DataFrame:
     return children
 
 
-def _primary_mask(rows: pd.DataFrame) -> pd.Series:
-    mask = pd.Series(True, index=rows.index)
+def _as_bool(values: pd.Series) -> pd.Series:
+    """CSV booleans ("True", "true", 1) as bool; anything else False."""
+    if values.dtype == bool:
+        return values
+    return values.astype(str).str.strip().str.lower().isin({"true", "1", "yes", "1.0"})
+
+
+def is_whole_region(rows: pd.DataFrame) -> pd.Series:
+    """True for rows about the whole region (``subgroup`` absent or empty)."""
+    if "subgroup" not in rows.columns:
+        return pd.Series(True, index=rows.index)
+    subgroup = rows["subgroup"]
+    return subgroup.isna() | (subgroup.astype(str).str.strip() == "")
+
+
+def _default_primary_mask(rows: pd.DataFrame) -> pd.Series:
+    mask = is_whole_region(rows)
     for column, value in PRIMARY.items():
         mask &= rows[column].astype(str) == value
     return mask
 
 
+def _primary_mask(rows: pd.DataFrame) -> pd.Series:
+    """``is_primary`` rows of the whole region when the column marks any, else the default."""
+    if "is_primary" in rows.columns:
+        flagged = _as_bool(rows["is_primary"]) & is_whole_region(rows)
+        if flagged.any():
+            return flagged
+    return _default_primary_mask(rows)
+
+
 def primary_row(estimates: pd.DataFrame, region: str) -> pd.Series | None:
-    """The region's primary row (``elom_total`` / ``ancova`` / ``CR1``), or None."""
-    rows = estimates.loc[(estimates["region"].astype(str) == region) & _primary_mask(estimates)]
+    """The region's primary row, or None.
+
+    The row marked ``is_primary`` (whole region) when the estimates mark one,
+    otherwise ``elom_total`` / ``ancova`` / ``CR1``.
+    """
+    rows = estimates.loc[estimates["region"].astype(str) == region]
+    rows = rows.loc[_primary_mask(rows)]
     return None if rows.empty else rows.iloc[0]
+
+
+def warning_codes(row: pd.Series | None) -> list[str]:
+    """The row's ``warning`` codes (``few_partnered_centres;cr1_cr2_disagree`` → a list)."""
+    if row is None:
+        return []
+    value = row.get("warning")
+    if not isinstance(value, str):
+        return []
+    return [code.strip() for code in value.split(";") if code.strip()]
+
+
+def _warning_text(code: str) -> str:
+    return _WARNING_TEXT.get(code, code.replace("_", " "))
 
 
 # --------------------------------------------------------------------------- formatting
 
 def _isnum(value: Any) -> bool:
     try:
-        return value is not None and math.isfinite(float(value))
+        return value is not None and not isinstance(value, bool) and math.isfinite(float(value))
     except (TypeError, ValueError):
         return False
 
@@ -277,10 +422,23 @@ def format_p(p: Any) -> str:
     return "<0.001" if float(p) < 0.001 else f"{float(p):.3f}"
 
 
+def _digits_for(value: Any) -> int:
+    """One decimal, two when it would round to zero (small z-score or SD effects)."""
+    return 2 if _isnum(value) and abs(float(value)) < 0.05 else 1
+
+
+def _interval_digits(low: Any, high: Any) -> int:
+    """Two decimals for intervals within ±1 (z-scores, SD), else one."""
+    return 2 if _isnum(low) and _isnum(high) and max(abs(float(low)), abs(float(high))) < 1 else 1
+
+
 def _points(value: Any) -> str:
-    """Effect in points: one decimal, two when it would round to zero."""
-    digits = 2 if _isnum(value) and abs(float(value)) < 0.05 else 1
-    return format_number(abs(float(value)) if _isnum(value) else value, digits)
+    """Effect magnitude: one decimal, two when it would round to zero."""
+    return format_number(abs(float(value)) if _isnum(value) else value, _digits_for(value))
+
+
+def _pct(value: Any, digits: int = 0) -> str:
+    return DASH if not _isnum(value) else f"{format_number(value, digits)}%"
 
 
 def suppress_count(n: Any, threshold: int = MIN_CHILDREN_PER_CELL) -> str:
@@ -329,19 +487,20 @@ def suppress_small_cells(table: pd.DataFrame, *, children: str,
     """
     centres = [centres] if isinstance(centres, str) else list(centres)
     out = table.copy()
-    small = [_too_small(row[children], [row[c] for c in centres]) for _, row in table.iterrows()]
-    small = pd.Series(small, index=table.index, dtype=bool)
+    n_children = pd.to_numeric(table[children], errors="coerce")
+    small = ~(n_children >= MIN_CHILDREN_PER_CELL)
+    for column in centres:
+        small |= ~(pd.to_numeric(table[column], errors="coerce") >= MIN_CENTRES_PER_CELL)
+    empty = n_children.fillna(0) == 0
     for column in values:
-        out[column] = out[column].astype(object).where(~small, SUPPRESSED)
-        empty = table[children].fillna(0).astype(float) == 0
-        out[column] = out[column].where(~empty, DASH)
+        out[column] = out[column].astype(object).where(~small, SUPPRESSED).where(~empty, DASH)
     out[children] = table[children].map(suppress_count).astype(object)
     for column in centres:
         out[column] = table[column].map(lambda n: suppress_count(n, MIN_CENTRES_PER_CELL)).astype(object)
     return out
 
 
-# --------------------------------------------------------------------------- headline
+# --------------------------------------------------------------------------- the finding in words
 
 def _reason(note: Any) -> str:
     text = str(note).strip() if isinstance(note, str) and note.strip() else "the reason was not recorded"
@@ -351,22 +510,117 @@ def _reason(note: Any) -> str:
     return text
 
 
+def _centre_counts(row: pd.Series) -> tuple[Any, Any]:
+    return row.get("n_centres_partnered"), row.get("n_centres_comparison")
+
+
 def effect_direction(row: pd.Series | None) -> str | None:
     """``"higher"``, ``"lower"`` or ``"unclear"`` for a usable row; None otherwise.
 
     "higher"/"lower" only when the whole 95% interval lies on one side of zero.
+    A row resting on fewer than 10 children or 3 centres in an arm is not usable.
     """
     if row is None or str(row.get("status")) != "ok":
         return None
     if not all(_isnum(row.get(c)) for c in ("estimate", "ci_low", "ci_high")):
         return None
-    if _too_small(row.get("n_children"), [row.get("n_centres_partnered"), row.get("n_centres_comparison")]):
+    if _too_small(row.get("n_children"), _centre_counts(row)):
         return None
     if float(row["ci_low"]) > 0:
         return "higher"
     if float(row["ci_high"]) < 0:
         return "lower"
     return "unclear"
+
+
+def _has_few_centres(row: pd.Series) -> bool:
+    part, comp = _centre_counts(row)
+    few = _isnum(part) and _isnum(comp) and min(float(part), float(comp)) < FEW_CENTRES_WARNING
+    return few or any(code.startswith("few_") for code in warning_codes(row))
+
+
+def certainty(row: pd.Series | None) -> tuple[str, str]:
+    """How sure we are, as a level and a plain label.
+
+    Returns
+    -------
+    (level, label)
+        ``"clear"`` — the interval lies on one side of zero and nothing
+        weakens it; ``"tentative"`` — it does, but few centres or a warning
+        (e.g. CR1 and CR2 disagree) weakens it; ``"unclear"`` — the interval
+        includes zero; ``"none"`` — no usable estimate.
+    """
+    direction = effect_direction(row)
+    if direction is None:
+        level = "none"
+    elif direction == "unclear":
+        level = "unclear"
+    elif _has_few_centres(row) or warning_codes(row):
+        level = "tentative"
+    else:
+        level = "clear"
+    return level, _CERTAINTY_LABELS[level]
+
+
+def _outcome_name(outcome: str) -> str:
+    return _OUTCOME_LABELS.get(outcome, (outcome.replace("_", " "), ""))[0]
+
+
+def _outcome_unit(outcome: str) -> str:
+    unit = _OUTCOME_LABELS.get(outcome, ("", ""))[1]
+    return {"z": "SD (z-score)", "share": "percentage points"}.get(unit, unit)
+
+
+def headline_parts(row: pd.Series | None, region: str) -> dict[str, Any]:
+    """The headline in pieces: ``finding``, ``interval`` and ``caveats`` (plain text).
+
+    ``finding`` is the one sentence a funder should remember; ``interval``
+    says how wide the uncertainty is; ``caveats`` are the sentences that must
+    travel with it (non-randomisation, few centres, warnings).
+    """
+    empty = {"finding": "", "interval": "", "caveats": []}
+    if row is None:
+        return dict(empty, finding=f"We could not estimate an effect in {region} because the results hold "
+                                   "no primary estimate (ELOM total, ANCOVA) for this region.")
+    if str(row.get("status")) != "ok":
+        return dict(empty, finding=f"We could not estimate an effect in {region} because "
+                                   f"{_reason(row.get('note'))}.")
+    if not all(_isnum(row.get(c)) for c in ("estimate", "ci_low", "ci_high")):
+        return dict(empty, finding=f"We could not estimate an effect in {region} because the estimate "
+                                   "or its interval is missing from the results.")
+    n_part, n_comp = _centre_counts(row)
+    if _too_small(row.get("n_children"), [n_part, n_comp]):
+        return dict(empty, finding=(
+            f"We do not report an effect for {region}: the estimate rests on fewer than "
+            f"{MIN_CHILDREN_PER_CELL} children or {MIN_CENTRES_PER_CELL} centres in a group, "
+            "too few to publish without identifying them."))
+
+    outcome = str(row.get("outcome", "elom_total"))
+    name, unit = _outcome_name(outcome), _outcome_unit(outcome) or "units"
+    direction = effect_direction(row)
+    sd = (f" (about {format_number(abs(float(row['effect_size_sd'])), 2)} SD)"
+          if _isnum(row.get("effect_size_sd")) and unit != "SD" else "")
+    interval = format_interval(row["ci_low"], row["ci_high"], _interval_digits(row["ci_low"], row["ci_high"]))
+    size = _points(row["estimate"])
+    if direction in ("higher", "lower"):
+        finding = (f"Children in partnered centres scored {size} {unit} {direction} on the {name}{sd} "
+                   "than similar children in comparison centres")
+        interval_text = f"the 95% interval runs from {interval} {unit}"
+    else:
+        sign = "higher" if float(row["estimate"]) >= 0 else "lower"
+        finding = (f"We found no clear difference in {name} between children in partnered and "
+                   "comparison centres")
+        interval_text = (f"our best estimate is {size} {unit} {sign} in partnered centres{sd}, but the "
+                         f"95% interval runs from {interval} {unit} and spans zero")
+    caveats = ["Partnership was not randomised, so this is an adjusted comparison, "
+               "not proof that partnerships caused the difference."]
+    if _isnum(n_part) and _isnum(n_comp) and min(float(n_part), float(n_comp)) < FEW_CENTRES_WARNING:
+        caveats.append(f"It rests on only {int(n_part)} partnered and {int(n_comp)} comparison centres, "
+                       "so treat it with extra caution.")
+    other = [_warning_text(c) for c in warning_codes(row) if not c.startswith("few_")]
+    if other:
+        caveats.append("The analysis flagged: " + "; ".join(other) + ".")
+    return {"finding": finding, "interval": interval_text, "caveats": caveats}
 
 
 def headline_text(row: pd.Series | None, region: str) -> str:
@@ -379,46 +633,17 @@ def headline_text(row: pd.Series | None, region: str) -> str:
     ...     n_centres_comparison=14)), "Gauteng")[:60]
     'Children in partnered centres scored 2.1 points higher on th'
     """
-    if row is None:
-        return (f"We could not estimate an effect in {region} because the results hold no "
-                "primary estimate (ELOM total, ANCOVA) for this region.")
-    if str(row.get("status")) != "ok":
-        return f"We could not estimate an effect in {region} because {_reason(row.get('note'))}."
-    if not all(_isnum(row.get(c)) for c in ("estimate", "ci_low", "ci_high")):
-        return (f"We could not estimate an effect in {region} because the estimate or its "
-                "interval is missing from the results.")
-    n_part, n_comp = row.get("n_centres_partnered"), row.get("n_centres_comparison")
-    if _too_small(row.get("n_children"), [n_part, n_comp]):
-        return (f"We do not report an effect for {region}: the estimate rests on fewer than "
-                f"{MIN_CHILDREN_PER_CELL} children or {MIN_CENTRES_PER_CELL} centres in a group, "
-                "too few to publish without identifying them.")
-
-    direction = effect_direction(row)
-    sd = (f" (about {format_number(abs(float(row['effect_size_sd'])), 2)} SD)"
-          if _isnum(row.get("effect_size_sd")) else "")
-    interval = format_interval(row["ci_low"], row["ci_high"])
-    if direction in ("higher", "lower"):
-        text = (f"Children in partnered centres scored {_points(row['estimate'])} points {direction} "
-                f"on the ELOM total{sd} than similar children in comparison centres; "
-                f"the 95% interval runs from {interval} points.")
-    else:
-        sign = "higher" if float(row["estimate"]) >= 0 else "lower"
-        text = (f"We found no clear difference in ELOM total between children in partnered and "
-                f"comparison centres: our best estimate is {_points(row['estimate'])} points {sign} "
-                f"in partnered centres{sd}, but the 95% interval runs from {interval} points "
-                "and spans zero.")
-    text += (" Partnership was not randomised, so this is an adjusted comparison, "
-             "not proof that partnerships caused the difference.")
-    if _isnum(n_part) and _isnum(n_comp) and min(float(n_part), float(n_comp)) < FEW_CENTRES_WARNING:
-        text += (f" It rests on only {int(n_part)} partnered and {int(n_comp)} comparison centres, "
-                 "so treat it with extra caution.")
-    return text
+    parts = headline_parts(row, region)
+    if not parts["interval"]:
+        return parts["finding"]
+    joiner = "; " if parts["finding"].startswith("Children") else ": "
+    return " ".join([parts["finding"] + joiner + parts["interval"] + "."] + parts["caveats"])
 
 
 def short_result(row: pd.Series | None) -> dict[str, str]:
-    """Formatted cells for the landing page: estimate, interval, SD, children."""
+    """Formatted cells for the landing page: estimate, interval, SD, children, reading."""
     empty = {"estimate": DASH, "interval": DASH, "effect_size_sd": DASH,
-             "n_children": DASH, "direction": ""}
+             "n_children": DASH, "direction": "", "certainty": "none"}
     if row is None:
         return empty
     out = dict(empty, n_children=suppress_count(row.get("n_children")))
@@ -431,15 +656,157 @@ def short_result(row: pd.Series | None) -> dict[str, str]:
                interval=format_interval(row["ci_low"], row["ci_high"]),
                effect_size_sd=format_number(row.get("effect_size_sd"), 2, signed=True),
                direction={"higher": "partnered higher", "lower": "partnered lower",
-                          "unclear": "no clear difference"}[direction])
+                          "unclear": "no clear difference"}[direction],
+               certainty=certainty(row)[0])
     return out
+
+
+# --------------------------------------------------------------------------- inline SVG charts
+
+def _esc(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _svg_text(x: float, y: float, text: str, *, anchor: str = "start", size: float = 12,
+              weight: str | None = None, fill: str = _TEXT, italic: bool = False) -> str:
+    extra = (f' font-weight="{weight}"' if weight else "") + (' font-style="italic"' if italic else "")
+    return (f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" fill="{fill}"'
+            f"{extra}>{_esc(text)}</text>")
+
+
+def _svg_open(width: float, height: float, label: str, css_class: str) -> str:
+    return (f'<svg class="{css_class}" viewBox="0 0 {width:.0f} '
+            f'{height:.0f}" role="img" aria-label="{_esc(label)}" font-family="system-ui, -apple-system, '
+            f"'Segoe UI', Roboto, Arial, sans-serif\"><title>{_esc(label)}</title>")
+
+
+def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """Round tick values covering [low, high] (steps of 1, 2, 2.5 or 5 × 10^k; the ends included)."""
+    span = max(high - low, 1e-9)
+    raw = span / max(count - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+    first = math.floor(low / step + 1e-9) * step
+    last = math.ceil(high / step - 1e-9) * step
+    ticks = first + step * np.arange(int(round((last - first) / step)) + 1)
+    return [0.0 if abs(t) < step * 1e-9 else float(round(t, 10)) for t in ticks]
+
+
+def _tick_label(value: float) -> str:
+    return f"{value:g}".replace("-", MINUS)
+
+
+def interval_svg(estimate: float, low: float, high: float, *, unit: str = "points",
+                 label: str | None = None) -> str:
+    """A one-line picture of an effect: where the 95% interval lies relative to "no difference".
+
+    The axis is symmetric around zero, so whether the bar crosses the middle line is the
+    whole story; the two halves are labelled in words (not only colour).
+    """
+    width, height, left, right = 360.0, 96.0, 10.0, 350.0
+    reach = max(abs(low), abs(high), 1e-9) * 1.18
+    x = lambda v: left + (float(v) + reach) / (2 * reach) * (right - left)  # noqa: E731
+    mid, bar_y = x(0), 52.0
+    crosses = low <= 0 <= high
+    label = label or (f"Best estimate {format_number(estimate, _digits_for(estimate), signed=True)} {unit}, "
+                      f"95% interval {format_interval(low, high, _interval_digits(low, high))} "
+                      f"{unit}; the interval {'crosses' if crosses else 'does not cross'} the "
+                      "no-difference line.")
+    parts = [_svg_open(width, height, label, "ek-interval"),
+             f'<rect x="{left}" y="26" width="{mid - left:.1f}" height="44" fill="#E69F00" fill-opacity="0.16"/>',
+             f'<rect x="{mid:.1f}" y="26" width="{right - mid:.1f}" height="44" fill="#0072B2" fill-opacity="0.12"/>',
+             _svg_text(left + 2, 16, "◀ lower in partnered", size=12, fill=_MUTED),
+             _svg_text(right - 2, 16, "higher in partnered ▶", anchor="end", size=12, fill=_MUTED),
+             f'<line x1="{mid:.1f}" y1="24" x2="{mid:.1f}" y2="72" stroke="{_TEXT}" stroke-width="1.5" '
+             'stroke-dasharray="4 3"/>',
+             f'<line x1="{x(low):.1f}" y1="{bar_y}" x2="{x(high):.1f}" y2="{bar_y}" stroke="#0072B2" '
+             'stroke-width="7" stroke-linecap="round"/>',
+             f'<circle cx="{x(estimate):.1f}" cy="{bar_y}" r="7.5" fill="{_TEXT}" stroke="#fff" stroke-width="2"/>']
+    digits = _interval_digits(low, high)
+    lo_x, hi_x = x(low), x(high)
+    parts.append(_svg_text(max(lo_x, left + 2), 88, format_number(low, digits), size=13,
+                           anchor="start" if lo_x - left < 20 else "middle"))
+    parts.append(_svg_text(min(hi_x, right - 2), 88, format_number(high, digits), size=13,
+                           anchor="end" if right - hi_x < 20 else "middle"))
+    if abs(mid - lo_x) > 34 and abs(mid - hi_x) > 34:
+        parts.append(_svg_text(mid, 88, "0", size=13, anchor="middle", fill=_MUTED))
+    parts.append(_svg_text(x(estimate), 40, format_number(estimate, _digits_for(estimate), signed=True),
+                           size=13, anchor="middle", weight="700"))
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def forest_svg(rows: list[dict[str, Any]], *, unit: str, label: str) -> str:
+    """Estimates with 95% intervals, one row each, on a shared axis (a forest plot).
+
+    Parameters
+    ----------
+    rows : list of dict
+        ``label`` (left, bold), ``note`` (under the label: numbers or a reason),
+        ``estimate``, ``low``, ``high`` (None when there is nothing to draw)
+        and optionally ``emphasis`` (a filled square instead of a dot).
+    unit : str
+        Axis title unit ("points", "SD" …).
+    label : str
+        The text alternative of the whole chart.
+    """
+    width, label_w, right, row_h, top = 380.0, 150.0, 372.0, 42.0, 28.0
+    drawable = [r for r in rows if all(_isnum(r.get(k)) for k in ("estimate", "low", "high"))]
+    lows = [float(r["low"]) for r in drawable] + [0.0]
+    highs = [float(r["high"]) for r in drawable] + [0.0]
+    ticks = _nice_ticks(min(lows), max(highs), 5)
+    lo, hi = ticks[0], ticks[-1]
+    left = label_w + 6
+    x = lambda v: left + (float(v) - lo) / (hi - lo) * (right - left)  # noqa: E731
+    axis_y = top + row_h * len(rows) + 4
+    height = axis_y + 40
+    parts = [_svg_open(width, height, label, "ek-forest")]
+    if x(0) - left > 50:
+        parts.append(_svg_text(x(0) - 5, 14, "◀ lower", size=12, anchor="end", fill=_MUTED))
+    if right - x(0) > 50:
+        parts.append(_svg_text(x(0) + 5, 14, "higher ▶", size=12, fill=_MUTED))
+    drawn = {id(r) for r in drawable}
+    for i, row in enumerate(rows):
+        y0 = top + i * row_h
+        mid = y0 + row_h / 2
+        if i % 2 == 0:
+            parts.append(f'<rect x="0" y="{y0:.1f}" width="{width:.0f}" height="{row_h:.0f}" fill="#f3f5f7"/>')
+        parts.append(_svg_text(4, mid - 3, str(row.get("label", "")), size=14,
+                               weight="700" if row.get("emphasis") else "600"))
+        parts.append(_svg_text(4, mid + 13, str(row.get("note", "")), size=12, fill=_MUTED))
+        if id(row) in drawn:
+            parts.append(f'<line x1="{x(row["low"]):.1f}" y1="{mid:.1f}" x2="{x(row["high"]):.1f}" '
+                         f'y2="{mid:.1f}" stroke="#0072B2" stroke-width="3.5" stroke-linecap="round"/>')
+            if row.get("emphasis"):
+                parts.append(f'<rect x="{x(row["estimate"]) - 6:.1f}" y="{mid - 6:.1f}" width="12" height="12" '
+                             f'fill="{_TEXT}" stroke="#fff" stroke-width="1.5"/>')
+            else:
+                parts.append(f'<circle cx="{x(row["estimate"]):.1f}" cy="{mid:.1f}" r="5.5" fill="{_TEXT}" '
+                             'stroke="#fff" stroke-width="1.5"/>')
+        else:
+            parts.append(_svg_text(left + 4, mid + 4, row.get("missing", "no estimate"), size=12,
+                                   fill=_MUTED, italic=True))
+    parts.append(f'<line x1="{x(0):.1f}" y1="{top - 4}" x2="{x(0):.1f}" y2="{axis_y:.1f}" stroke="{_TEXT}" '
+                 'stroke-width="1.2" stroke-dasharray="4 3"/>')
+    parts.append(f'<line x1="{left:.1f}" y1="{axis_y:.1f}" x2="{right:.1f}" y2="{axis_y:.1f}" '
+                 f'stroke="{_MUTED}" stroke-width="1"/>')
+    for tick in ticks:
+        if lo - 1e-9 <= tick <= hi + 1e-9:
+            parts.append(f'<line x1="{x(tick):.1f}" y1="{axis_y:.1f}" x2="{x(tick):.1f}" y2="{axis_y + 4:.1f}" '
+                         f'stroke="{_MUTED}"/>')
+            parts.append(_svg_text(x(tick), axis_y + 16, _tick_label(tick), size=12, anchor="middle",
+                                   fill=_MUTED))
+    parts.append(_svg_text((left + right) / 2, axis_y + 33, f"difference, {unit}",
+                           size=12, anchor="middle", fill=_MUTED))
+    parts.append("</svg>")
+    return "".join(parts)
 
 
 # --------------------------------------------------------------------------- tables as frames
 
 def _outcome_label(outcome: str) -> str:
-    label, unit = _OUTCOME_LABELS.get(outcome, (outcome, ""))
-    return f"{label} ({unit})" if unit else label
+    name, unit = _OUTCOME_LABELS.get(outcome, (outcome.replace("_", " "), ""))
+    return f"{name} ({unit})" if unit else name
 
 
 def _method_label(row: pd.Series) -> str:
@@ -448,17 +815,81 @@ def _method_label(row: pd.Series) -> str:
     return f"{estimator}, {inference}"
 
 
-def estimate_frame(estimates: pd.DataFrame) -> pd.DataFrame:
-    """The estimate table as display strings, primary row first and marked.
+def _whole(estimates: pd.DataFrame) -> pd.DataFrame:
+    return estimates.loc[is_whole_region(estimates)]
 
-    Rows describing fewer than 10 children or 3 centres in an arm show
-    "suppressed" instead of numbers.
+
+def _reading(row: pd.Series) -> str:
+    if str(row.get("status")) != "ok":
+        return "not estimable"
+    direction = effect_direction(row)
+    if direction is None:
+        return SUPPRESSED
+    return {"higher": "higher in partnered", "lower": "lower in partnered",
+            "unclear": "no clear difference"}[direction]
+
+
+def _effect_cell(row: pd.Series) -> str:
+    """``+2.0 (0.5 to 3.5)``, or the reason there is none."""
+    reading = _reading(row)
+    if reading in ("not estimable", SUPPRESSED):
+        return reading
+    digits = 2 if str(row.get("outcome")) in ("haz", "waz", "whz", "baz", "kling_index") else 1
+    return (f"{format_number(row['estimate'], digits, signed=True)} "
+            f"({format_interval(row['ci_low'], row['ci_high'], digits)})")
+
+
+def _headline_rows(estimates: pd.DataFrame) -> pd.DataFrame:
+    """One row per outcome: the primary method where it exists, else the outcome's first row."""
+    whole = _whole(estimates)
+    if whole.empty:
+        return whole
+    primary = whole.loc[_primary_mask(whole)]
+    method = primary.iloc[0] if not primary.empty else whole.iloc[0]
+    same = (whole["estimator"].astype(str) == str(method["estimator"])) & \
+           (whole["inference"].astype(str) == str(method["inference"]))
+    preferred = pd.concat([primary, whole[same], whole]).drop_duplicates(subset=["outcome"], keep="first")
+    order = {o: i for i, o in enumerate(_OUTCOME_LABELS)}
+    return preferred.sort_values("outcome", key=lambda s: s.map(lambda o: order.get(o, len(order))),
+                                 kind="stable")
+
+
+def effects_frame(estimates: pd.DataFrame) -> pd.DataFrame:
+    """Table 1: one short row per outcome, narrow enough for a phone.
+
+    Columns: Outcome, Difference (95% interval), Size (SD), Reading. The
+    method is the primary one (every method is in the full table).
     """
     rows = []
+    for _, row in _headline_rows(estimates).iterrows():
+        usable = effect_direction(row) is not None
+        rows.append({
+            "Outcome": _outcome_label(str(row["outcome"])),
+            "Difference (95% interval)": _effect_cell(row),
+            "Size (SD)": format_number(row.get("effect_size_sd"), 2, signed=True) if usable else DASH,
+            "Reading": _reading(row),
+        })
+    return pd.DataFrame(rows, columns=["Outcome", "Difference (95% interval)", "Size (SD)", "Reading"])
+
+
+def estimate_frame(estimates: pd.DataFrame) -> pd.DataFrame:
+    """Every whole-region estimate as display strings, primary row first and marked.
+
+    Rows describing fewer than 10 children or 3 centres in an arm show
+    "suppressed" instead of numbers. q-values and warnings appear when the
+    estimates carry them.
+    """
+    estimates = _whole(estimates)
     is_primary = _primary_mask(estimates)
+    has_q = "q_value_bh" in estimates.columns and estimates["q_value_bh"].notna().any()
+    rows = []
     for index, row in estimates.iterrows():
         ok = str(row["status"]) == "ok" and _isnum(row.get("estimate"))
         label = _method_label(row) + (" — primary" if is_primary.loc[index] else "")
+        note = str(row["note"]) if isinstance(row.get("note"), str) else ""
+        codes = warning_codes(row)
+        if codes:
+            note = (note + " " if note else "") + "Flags: " + "; ".join(_warning_text(c) for c in codes) + "."
         cells = {
             "Outcome": _outcome_label(str(row["outcome"])),
             "Method": label,
@@ -466,23 +897,48 @@ def estimate_frame(estimates: pd.DataFrame) -> pd.DataFrame:
             "95% interval": format_interval(row["ci_low"], row["ci_high"], 2) if ok else DASH,
             "Std. error": format_number(row["std_error"], 2) if ok else DASH,
             "p-value": format_p(row["p_value"]) if ok else DASH,
+        }
+        if has_q:
+            cells["q-value (BH)"] = format_p(row.get("q_value_bh")) if ok else DASH
+        cells.update({
             "Effect size (SD)": format_number(row["effect_size_sd"], 2, signed=True) if ok else DASH,
             "Children": row["n_children"],
             "Partnered centres": row["n_centres_partnered"],
             "Comparison centres": row["n_centres_comparison"],
-            "Note": str(row["note"]) if isinstance(row.get("note"), str) else "",
-        }
+            "Note": note,
+        })
         rows.append(cells)
-    table = pd.DataFrame(rows, columns=["Outcome", "Method", "Estimate", "95% interval", "Std. error",
-                                        "p-value", "Effect size (SD)", "Children", "Partnered centres",
-                                        "Comparison centres", "Note"])
-    values = ["Estimate", "95% interval", "Std. error", "p-value", "Effect size (SD)"]
+    columns = ["Outcome", "Method", "Estimate", "95% interval", "Std. error", "p-value"]
+    columns += ["q-value (BH)"] if has_q else []
+    columns += ["Effect size (SD)", "Children", "Partnered centres", "Comparison centres", "Note"]
+    table = pd.DataFrame(rows, columns=columns)
+    values = [c for c in columns[2:] if c not in ("Children", "Partnered centres", "Comparison centres", "Note")]
     shown = suppress_small_cells(table, children="Children",
                                  centres=["Partnered centres", "Comparison centres"], values=values)
     # A not-estimable row carries no statistic to protect: keep saying so.
     not_ok = table["Estimate"] == "not estimable"
     shown.loc[not_ok, values] = table.loc[not_ok, values]
     return shown
+
+
+def subgroup_frame(estimates: pd.DataFrame) -> pd.DataFrame:
+    """Estimates for subgroups (primary method, one row per subgroup and outcome)."""
+    columns = ["Subgroup", "Outcome", "Difference (95% interval)", "Children", "Reading"]
+    if "subgroup" not in estimates.columns:
+        return pd.DataFrame(columns=columns)
+    sub = estimates.loc[~is_whole_region(estimates)]
+    if sub.empty:
+        return pd.DataFrame(columns=columns)
+    headline = _headline_rows(estimates)
+    if not headline.empty:
+        first = headline.iloc[0]
+        same = ((sub["estimator"].astype(str) == str(first["estimator"]))
+                & (sub["inference"].astype(str) == str(first["inference"])))
+        sub = sub.loc[same] if same.any() else sub
+    rows = [{"Subgroup": str(r["subgroup"]).replace("_", " "), "Outcome": _outcome_label(str(r["outcome"])),
+             "Difference (95% interval)": _effect_cell(r), "Children": suppress_count(r.get("n_children")),
+             "Reading": _reading(r)} for _, r in sub.iterrows()]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _groups(children: pd.DataFrame) -> Iterable[tuple[str, str, pd.DataFrame]]:
@@ -518,23 +974,181 @@ def on_track_frame(children: pd.DataFrame) -> pd.DataFrame:
                                 values=["On Track (%)", "Mean ELOM total"])
 
 
+_INDICATORS = (  # column of results/indicators.csv, label, formatter
+    ("elom_total_mean", "Mean ELOM total (0–100)", lambda v: format_number(v, 1)),
+    ("on_track_pct", "On Track on the ELOM standards", _pct),
+    ("haz_mean", "Mean height-for-age z-score", lambda v: format_number(v, 2)),
+    ("stunted_pct", "Stunted (height-for-age below −2)", _pct),
+    ("attendance_rate_mean", "Mean attendance rate",
+     lambda v: _pct(100 * float(v)) if _isnum(v) and float(v) <= 1 else _pct(v)),
+)
+
+
+def indicators_frame(indicators: pd.DataFrame | None) -> pd.DataFrame:
+    """Child indicators with one column per arm and wave (5 columns: fits a phone).
+
+    A column describing fewer than 10 children or 3 centres is suppressed.
+    """
+    groups = [(arm, wave) for arm in ARMS for wave in WAVES]
+    names = [f"{arm}, {wave}" for arm, wave in groups]
+    if indicators is None or indicators.empty:
+        return pd.DataFrame(columns=["Indicator", *names])
+    frame = indicators.assign(arm=indicators["arm"].astype(str).str.capitalize(),
+                              wave=indicators["wave"].astype(str).str.lower())
+    cells: dict[str, list[str]] = {"Indicator": ["Children", "Centres"]}
+    present = [(c, label, fmt) for c, label, fmt in _INDICATORS if c in frame.columns]
+    cells["Indicator"] += [label for _, label, _ in present]
+    for (arm, wave), name in zip(groups, names):
+        match = frame.loc[(frame["arm"] == arm) & (frame["wave"] == wave)]
+        if match.empty:
+            cells[name] = ["0", "0"] + [DASH] * len(present)
+            continue
+        row = match.iloc[0]
+        small = _too_small(row.get("n_children"), [row.get("n_centres")])
+        cells[name] = ([suppress_count(row.get("n_children")),
+                        suppress_count(row.get("n_centres"), MIN_CENTRES_PER_CELL)]
+                       + [SUPPRESSED if small else fmt(row.get(c)) for c, _, fmt in present])
+    return pd.DataFrame(cells)
+
+
+def satisfaction_frame(satisfaction: pd.DataFrame | None) -> pd.DataFrame:
+    """Parents' satisfaction by arm: top-2-box share per item and the net promoter score.
+
+    Cells with answers from fewer than 10 parents are suppressed.
+    """
+    columns = ["Item", "Partnered", "Comparison"]
+    if satisfaction is None or satisfaction.empty:
+        return pd.DataFrame(columns=columns)
+    frame = satisfaction.assign(arm=satisfaction["arm"].astype(str).str.capitalize())
+    items = list(dict.fromkeys(frame["item"].astype(str)))
+    items = sorted(items, key=lambda i: (i != "overall", i == "nps"))
+    rows = []
+    for item in items:
+        label = {"overall": "Customer service score (share satisfied, 4–5 of 5)",
+                 "nps": "Net promoter score (−100 to 100)"}.get(item, item.replace("_", " ").capitalize())
+        cells = {"Item": label}
+        for arm in ARMS:
+            match = frame.loc[(frame["item"].astype(str) == item) & (frame["arm"] == arm)]
+            if match.empty:
+                cells[arm] = DASH
+                continue
+            row = match.iloc[0]
+            n = row.get("n_valid")
+            if not _isnum(n) or float(n) < MIN_CHILDREN_PER_CELL:
+                cells[arm] = f"{SUPPRESSED} (n {suppress_count(n)})"
+                continue
+            value = row.get("mean_score") if item == "nps" else row.get("top2_pct")
+            shown = format_number(value, 0, signed=True) if item == "nps" else _pct(value)
+            cells[arm] = f"{shown} (n {suppress_count(n)})"
+        rows.append(cells)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def scorecard_frame(scorecard: pd.DataFrame | None, region: str) -> pd.DataFrame:
+    """SCSPR-25 scorecard rows for the region and the whole programme: value against target."""
+    columns = ["Metric", "Scope", "Value", "Target", "Met?"]
+    if scorecard is None or scorecard.empty:
+        return pd.DataFrame(columns=columns)
+    rows = []
+    frame = scorecard.assign(scope=scorecard["scope"].astype(str).str.lower())
+    frame = frame.sort_values("scope", key=lambda s: s.map({"region": 0, "national": 1}), kind="stable")
+    for _, row in frame.iterrows():
+        unit = str(row.get("unit")) if isinstance(row.get("unit"), str) else ""
+        fmt = (lambda v: _pct(v)) if unit in ("%", "pct", "percent") else (lambda v: format_number(v, 0))
+        met = row.get("is_met")
+        met_text = DASH if pd.isna(met) else ("Yes" if _as_bool(pd.Series([met])).iloc[0] else "Not yet")
+        rows.append({"Metric": str(row["metric"]).replace("_", " ").capitalize(),
+                     "Scope": region if row["scope"] == "region" else "All regions",
+                     "Value": fmt(row.get("value")), "Target": fmt(row.get("target")), "Met?": met_text})
+    return pd.DataFrame(rows, columns=columns)
+
+
+def balance_frame(balance: pd.DataFrame | None) -> pd.DataFrame:
+    """Baseline balance: means by arm, standardised difference, variance ratio and verdict."""
+    columns = ["Characteristic", "Partnered", "Comparison", "Std. difference", "Variance ratio", "Verdict"]
+    if balance is None or balance.empty:
+        return pd.DataFrame(columns=columns)
+    verdicts = {"good": "balanced", "adjust": "adjusted for", "fails": "imbalanced"}
+    rows = []
+    for _, row in balance.iterrows():
+        name = str(row["label"]) if isinstance(row.get("label"), str) else str(row["variable"])
+        level = row.get("level")
+        if isinstance(level, str) and level.strip():
+            name += f": {level}"
+        small = not (_isnum(row.get("n_partnered")) and _isnum(row.get("n_comparison"))
+                     and min(float(row["n_partnered"]), float(row["n_comparison"])) >= MIN_CHILDREN_PER_CELL)
+        rows.append({
+            "Characteristic": name,
+            "Partnered": SUPPRESSED if small else format_number(row.get("mean_partnered"), 2),
+            "Comparison": SUPPRESSED if small else format_number(row.get("mean_comparison"), 2),
+            "Std. difference": SUPPRESSED if small else format_number(row.get("smd"), 2, signed=True),
+            "Variance ratio": SUPPRESSED if small else format_number(row.get("variance_ratio"), 2),
+            "Verdict": verdicts.get(str(row.get("flag")), DASH),
+        })
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _rows_by_table(manifest: dict | None) -> dict[str, dict]:
+    rows = (manifest or {}).get("rows") or {}
+    return {str(k): v for k, v in rows.items() if isinstance(v, dict)}
+
+
+def rows_kept_frame(manifest: dict | None) -> pd.DataFrame:
+    """Rows read, kept and dropped per input table (from the run manifest)."""
+    rows = [{"Table": table.replace("_", " "), "Rows read": suppress_count(counts.get("rows_in")),
+             "Kept": suppress_count(counts.get("rows_kept")),
+             "Dropped": DASH if counts.get("rows_dropped") in (0, None) else suppress_count(counts.get("rows_dropped"))}
+            for table, counts in _rows_by_table(manifest).items()]
+    return pd.DataFrame(rows, columns=["Table", "Rows read", "Kept", "Dropped"])
+
+
+def _plain_rule(rule: str) -> str:
+    """``"unknown_province: never guessed"`` → ``"unknown province — never guessed"``."""
+    name, _, detail = str(rule).partition(":")
+    text = name.strip().replace("_", " ")
+    return f"{text} — {detail.strip()}" if detail.strip() else text
+
+
+def dropped_by_reason_frame(manifest: dict | None) -> pd.DataFrame:
+    """Rows dropped, by table and reason (from the run manifest), largest first."""
+    rows = [{"Table": table.replace("_", " "), "Reason": _plain_rule(rule), "n": int(n)}
+            for table, counts in _rows_by_table(manifest).items()
+            for rule, n in (counts.get("dropped_by_rule") or {}).items() if _isnum(n) and int(n) > 0]
+    frame = pd.DataFrame(rows, columns=["Table", "Reason", "n"]).sort_values("n", ascending=False, kind="stable")
+    frame["Rows dropped"] = frame.pop("n").map(suppress_count)
+    return frame.reset_index(drop=True)
+
+
+def _action_counts(counts: pd.DataFrame, top: int) -> pd.DataFrame:
+    counts = counts.reindex(columns=["changed", "flagged", "dropped"], fill_value=0)
+    counts = counts.assign(total=counts.sum(axis=1)).sort_values("total", ascending=False, kind="stable").head(top)
+    out = counts.reset_index()
+    table = pd.DataFrame({"Table": out["table"], "Rule": out["rule"].map(_plain_rule)})
+    for action in ("changed", "flagged", "dropped"):
+        table[action.capitalize()] = out[action].map(lambda n: DASH if n == 0 else suppress_count(n))
+    return table
+
+
 def data_quality_frame(cleaning_log: pd.DataFrame | None, *, top: int = 15) -> pd.DataFrame:
     """Records changed, flagged and dropped, by table and rule (the whole run).
 
     Only counts leave the log: no record ids and no values.
     """
-    columns = ["Table", "Rule", "Changed", "Flagged", "Dropped"]
     if cleaning_log is None or cleaning_log.empty:
-        return pd.DataFrame(columns=columns)
+        return pd.DataFrame(columns=["Table", "Rule", "Changed", "Flagged", "Dropped"])
     log = cleaning_log.assign(action=cleaning_log["action"].str.lower())
-    counts = (log.groupby(["table", "rule", "action"]).size().unstack("action", fill_value=0)
-              .reindex(columns=["changed", "flagged", "dropped"], fill_value=0))
-    counts = counts.assign(total=counts.sum(axis=1)).sort_values("total", ascending=False).head(top)
-    out = counts.reset_index()
-    table = pd.DataFrame({"Table": out["table"], "Rule": out["rule"].str.replace("_", " ")})
-    for action in ("changed", "flagged", "dropped"):
-        table[action.capitalize()] = out[action].map(lambda n: DASH if n == 0 else suppress_count(n))
-    return table
+    counts = log.groupby(["table", "rule", "action"]).size().unstack("action", fill_value=0)
+    return _action_counts(counts, top)
+
+
+def data_quality_summary_frame(data_quality: pd.DataFrame | None, *, top: int = 15) -> pd.DataFrame:
+    """The same table as :func:`data_quality_frame`, from ``results/data_quality.csv``."""
+    if data_quality is None or data_quality.empty:
+        return pd.DataFrame(columns=["Table", "Rule", "Changed", "Flagged", "Dropped"])
+    frame = data_quality.assign(action=data_quality["action"].astype(str).str.lower())
+    counts = frame.pivot_table(index=["table", "rule"], columns="action", values="n_rows",
+                               aggfunc="sum", fill_value=0)
+    return _action_counts(counts, top)
 
 
 # --------------------------------------------------------------------------- methods text
@@ -543,14 +1157,35 @@ def _int(value: Any) -> int | None:
     return int(float(value)) if _isnum(value) else None
 
 
+def power_sentence(power: pd.DataFrame | None) -> str:
+    """What the design could detect (minimum detectable effect), or "" without a power table."""
+    if power is None or power.empty or not _isnum(power.iloc[0].get("mde_sd")):
+        return ""
+    row = power.iloc[0]
+    mde_sd = float(row["mde_sd"])
+    points = f" ({format_number(row.get('mde_points'), 1)} ELOM points)" if _isnum(row.get("mde_points")) else ""
+    low, high = PLAUSIBLE_EFFECT_SD
+    text = (f"With this many centres and children, the study could reliably detect (80% power, 5% level) "
+            f"an effect of about {format_number(mde_sd, 2)} SD{points} or more.")
+    if mde_sd > high:
+        text += (f" Effects of the size plausible for programmes like this ({low:.2f}–{high:.2f} SD) could "
+                 "easily be missed, so “no clear difference” is not evidence of no effect.")
+    elif mde_sd > low:
+        text += (f" Smaller effects in the plausible range ({low:.2f}–{high:.2f} SD) could be missed.")
+    return text
+
+
 def methods_paragraphs(data: RegionData) -> list[str]:
-    """Methods, in plain sentences, written from the region's primary row."""
+    """Methods, in plain sentences, written from the region's rows and the run's parameters."""
     row = data.primary
+    level = ((data.manifest or {}).get("parameters") or {}).get("level", "province")
     paras = [
         "We compare children in centres that had signed a partnership (an MOU that had not ended) "
         "before their endline assessment — <em>partnered</em> centres — with children in centres "
         "without one — <em>comparison</em> centres. Children were assessed twice, at baseline and "
-        "endline, with the ELOM 4&amp;5 (Early Learning Outcomes Measure; total 0–100)."
+        "endline, with the ELOM 4&amp;5 (Early Learning Outcomes Measure; total 0–100). "
+        f"Results are reported by {html.escape(str(level))}. Partnership was <strong>not randomised</strong>: "
+        "centres chose to partner."
     ]
     if row is None or str(row.get("status")) != "ok":
         paras.append(
@@ -562,24 +1197,55 @@ def methods_paragraphs(data: RegionData) -> list[str]:
     n, part, comp, df = (_int(row.get(c)) for c in
                          ("n_children", "n_centres_partnered", "n_centres_comparison", "df"))
     g = (part or 0) + (comp or 0)
+    estimator = str(row.get("estimator"))
+    if estimator == "ancova":
+        model = ("An ANCOVA: an ordinary least-squares regression of each child's endline ELOM total on "
+                 "partnership (partnered = 1), adjusting for the child's baseline ELOM total, age in months "
+                 "at endline, sex and setting (urban, peri-urban, rural). Adjusting for baseline matters "
+                 "because children gain roughly 0.7 ELOM points a month as they grow.")
+    else:
+        model = (f"The primary estimate uses {html.escape(_ESTIMATOR_LABELS.get(estimator, estimator))} "
+                 "on the endline outcome, adjusting for baseline scores and the children's and centres' "
+                 "characteristics.")
     paras.append(
-        "<strong>Estimate.</strong> An ANCOVA: an ordinary least-squares regression of each child's "
-        "endline ELOM total on partnership (partnered = 1), adjusting for the child's baseline ELOM "
-        "total, age in months at endline, sex and setting (urban, peri-urban, rural). Adjusting for "
-        "baseline matters because children gain roughly 0.7 ELOM points a month as they grow. "
-        f"The model uses {suppress_count(n)} children assessed at both waves in "
-        f"{suppress_count(g, MIN_CENTRES_PER_CELL)} centres "
+        f"<strong>Estimate.</strong> {model} The model uses {suppress_count(n)} children assessed at both "
+        f"waves in {suppress_count(g, MIN_CENTRES_PER_CELL)} centres "
         f"({suppress_count(part, MIN_CENTRES_PER_CELL)} partnered, "
         f"{suppress_count(comp, MIN_CENTRES_PER_CELL)} comparison).")
+    whole = _whole(data.estimates)
+    others = [e for e in dict.fromkeys(whole["estimator"].astype(str)) if e != estimator]
+    if others:
+        paras.append(
+            "<strong>Other estimators.</strong> As checks on the primary estimate, the full table of "
+            "estimates also shows "
+            + ", ".join(html.escape(_ESTIMATOR_LABELS.get(e, e)) for e in others)
+            + ". If they broadly agree, the result does not hinge on one modelling choice.")
     df_text = f"{df} degrees of freedom" if df is not None else "G − 1 degrees of freedom"
+    inference = str(row.get("inference"))
+    form = {"CR1": "CR1, the Stata small-sample form", "CR2": "CR2, the Bell–McCaffrey small-sample form",
+            "WCR-bootstrap": "wild cluster restricted bootstrap", "HC1": "HC1, not clustered"}.get(inference, inference)
+    inferences = [i for i in dict.fromkeys(whole["inference"].astype(str)) if i != inference]
     paras.append(
         "<strong>Uncertainty.</strong> Children in the same centre are alike, so standard errors are "
-        "clustered by centre (CR1, the Stata small-sample form) and the 95% interval uses a "
-        f"t distribution with {df_text} (the number of centres minus one).")
+        f"clustered by centre ({html.escape(form)}) and the 95% interval uses a "
+        f"t distribution with {df_text} (the number of centres minus one)."
+        + (" The table of all estimates also reports "
+           + ", ".join(html.escape(_INFERENCE_LABELS.get(i, i)) for i in inferences)
+           + ", which behave better when there are few centres." if inferences else ""))
+    if "q_value_bh" in whole.columns and whole["q_value_bh"].notna().any():
+        paras.append(
+            "<strong>Several outcomes.</strong> Because several outcomes are tested, q-values "
+            "(Benjamini–Hochberg"
+            + (" and Anderson's sharpened q-values" if "q_value_sharpened" in whole.columns else "")
+            + ") control the share of false discoveries; read a result as clear only when its q-value is small too.")
     paras.append(
         "<strong>Effect size.</strong> The estimate in ELOM points divided by the standard deviation "
-        f"of baseline ELOM total among comparison children in {html.escape(data.region)}; 0.10–0.25 SD "
-        "is the range plausible for programmes of this kind.")
+        f"of baseline ELOM total among comparison children in {html.escape(data.region)}; "
+        f"{PLAUSIBLE_EFFECT_SD[0]:.2f}–{PLAUSIBLE_EFFECT_SD[1]:.2f} SD is the range plausible for "
+        "programmes of this kind.")
+    power = power_sentence(data.table("power"))
+    if power:
+        paras.append(f"<strong>What the study could detect.</strong> {html.escape(power)}")
     return paras
 
 
@@ -600,8 +1266,12 @@ def limitations_list(data: RegionData) -> list[str]:
                 f"<strong>Few centres.</strong> This region has only {part} partnered and {comp} "
                 f"comparison centres (fewer than {FEW_CENTRES_WARNING} in an arm). With so few "
                 "clusters, CR1 standard errors can be too small and one centre can move the result; "
-                + ("compare the CR2 row in Table 1, which corrects for this." if has_cr2
+                + ("compare the CR2 rows in the table of all estimates, which correct for this." if has_cr2
                    else "read the interval as a lower bound on the uncertainty."))
+        codes = [c for c in warning_codes(row) if not c.startswith("few_")]
+        if codes:
+            items.append("<strong>Flags raised by the analysis:</strong> "
+                         + html.escape("; ".join(_warning_text(c) for c in codes)) + ".")
         items.append(
             "Only children assessed at both baseline and endline are in the model; children who left "
             "or were absent at one wave are not represented.")
@@ -609,6 +1279,16 @@ def limitations_list(data: RegionData) -> list[str]:
         items.append(
             "No effect was estimated for this region, so the tables in this report describe the "
             "children assessed but say nothing about what partnership did.")
+    balance = data.table("balance")
+    if balance is not None and "flag" in balance.columns and (balance["flag"].astype(str) == "fails").any():
+        failing = balance.loc[balance["flag"].astype(str) == "fails"]
+        names = ", ".join(dict.fromkeys(
+            str(r["label"]) if isinstance(r.get("label"), str) else str(r["variable"]) for _, r in failing.iterrows()))
+        items.append(f"<strong>Groups differed at baseline</strong> by more than a quarter of a standard "
+                     f"deviation on: {html.escape(names)}. Adjustment cannot fully remove differences this large.")
+    power = power_sentence(data.table("power"))
+    if power and data.table("power") is not None and float(data.table("power").iloc[0]["mde_sd"]) > PLAUSIBLE_EFFECT_SD[0]:
+        items.append(f"<strong>Limited power.</strong> {html.escape(power)}")
     items.append(
         "The ELOM 4&amp;5 is designed for children aged 50–69 months and for reporting on groups, "
         "not on individual children.")
@@ -627,9 +1307,22 @@ def _html(markup: str):
 
 
 def _table_html(table: pd.DataFrame, caption: str, *, note: str = "",
-                numeric: Iterable[str] = ()) -> str:
+                numeric: Iterable[str] = (), stack: bool | None = None,
+                column_groups: list[tuple[str, int]] | None = None,
+                column_labels: dict[str, str] | None = None) -> str:
+    """An accessible table; wide ones (over 4 columns) turn into labelled cards on phones.
+
+    ``column_groups`` adds a header row above the column names (label, span);
+    ``column_labels`` shortens column names under such a group.
+    """
     numeric = set(numeric)
-    head = "".join(f'<th scope="col">{html.escape(str(c))}</th>' for c in table.columns)
+    stack = len(table.columns) > 4 if stack is None else stack
+    labels = column_labels or {}
+    head = "".join(f'<th scope="col">{html.escape(labels.get(str(c), str(c)))}</th>' for c in table.columns)
+    if column_groups:
+        groups = "".join(f'<th scope="colgroup" colspan="{span}">{html.escape(label)}</th>' if label
+                         else f'<td colspan="{span}"></td>' for label, span in column_groups)
+        head = f"{groups}</tr><tr>{head}"
     body = []
     for _, row in table.iterrows():
         cells = []
@@ -637,28 +1330,61 @@ def _table_html(table: pd.DataFrame, caption: str, *, note: str = "",
             text = html.escape("" if value is None or (isinstance(value, float) and math.isnan(value))
                                else str(value))
             cls = ' class="num"' if column in numeric else ""
-            cells.append(f"<th scope=\"row\">{text}</th>" if i == 0 else f"<td{cls}>{text}</td>")
+            label = f' data-label="{_esc(column)}"'
+            cells.append(f'<th scope="row"{label}>{text}</th>' if i == 0 else f"<td{cls}{label}>{text}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     note_html = f'<p class="ek-note">{note}</p>' if note else ""
-    return (f'<div class="ek-table-wrap"><table class="ek-table"><caption>{caption}</caption>'
+    css = "ek-table ek-stack" if stack else "ek-table"
+    wrap = "ek-table-wrap ek-wide" if len(table.columns) > 6 else "ek-table-wrap"
+    return (f'<div class="{wrap}"><table class="{css}"><caption>{caption}</caption>'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>{note_html}")
 
 
-def _figure_html(fig, alt: str, caption: str) -> str:
+def _svg_uri(fig) -> str:
+    import matplotlib
+
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=144, bbox_inches="tight", metadata={"Software": None})
-    png = base64.b64encode(buffer.getvalue()).decode("ascii")
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "evalkit"}):
+        fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure_html(fig, alt: str, caption: str) -> str:
     width = int(fig.get_figwidth() * 96)
-    return (f'<figure class="ek-figure"><img src="data:image/png;base64,{png}" '
+    return (f'<figure class="ek-figure"><img src="{_svg_uri(fig)}" '
             f'alt="{html.escape(alt, quote=True)}" style="max-width:{width}px">'
             f"<figcaption>{caption}</figcaption></figure>")
 
 
-def _new_figure(width: float, height: float):
+def _new_figure(width: float, height: float, ncols: int = 1):
+    import matplotlib
+
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), layout="constrained")
-    return fig, fig.subplots()
+    with matplotlib.rc_context({"font.size": 10, "font.family": "sans-serif"}):
+        fig = Figure(figsize=(width, height), layout="constrained")
+        return fig, fig.subplots(1, ncols)
+
+
+def _placeholder(text: str) -> str:
+    return f'<p class="ek-placeholder">{text}</p>'
+
+
+def _guarded(source: str) -> Callable:
+    """Optional sections fail soft: an unexpected file shape becomes one plain sentence."""
+
+    def wrap(function: Callable) -> Callable:
+        def section(data: RegionData, *args, **kwargs):
+            try:
+                return function(data, *args, **kwargs)
+            except (KeyError, ValueError, TypeError) as exc:
+                missing = f" (it lacks the column {exc.args[0]!r})" if isinstance(exc, KeyError) and exc.args else ""
+                return _html(_placeholder(f"This section could not be shown: {html.escape(source)} does not "
+                                          f"have the expected layout{html.escape(missing)}."))
+        section.__name__, section.__doc__ = function.__name__, function.__doc__
+        section.__wrapped__ = function
+        return section
+    return wrap
 
 
 SUPPRESSION_NOTE = (f"Cells describing fewer than {MIN_CHILDREN_PER_CELL} children or "
@@ -667,77 +1393,168 @@ SUPPRESSION_NOTE = (f"Cells describing fewer than {MIN_CHILDREN_PER_CELL} childr
 
 
 def title(data: RegionData):
-    """Report title: the region, what the report is, when it was built."""
-    row = data.primary
-    estimated = row is not None and str(row.get("status")) == "ok"
-    status = "effect estimated" if estimated else "no effect estimated"
-    started = (data.manifest or {}).get("started_at", "unknown")
+    """Report title: the region and the question the report answers."""
     return _html(
-        f'<header class="ek-title"><p class="ek-kicker">ECD partnership evaluation · regional report</p>'
+        f'<header class="ek-title"><p class="ek-kicker">ECD partnership evaluation<span class="ek-wide-only"> · '
+        "regional report</span></p>"
         f"<h1>{html.escape(data.region)}</h1>"
-        f'<p class="ek-meta">Do children in ECD centres with partnerships do better than children in '
-        f"similar centres without them? Status: {status}. Data run started "
-        f"{html.escape(str(started))}; report built {html.escape(data.built_at)}.</p></header>")
+        '<p class="ek-meta">Do children in ECD centres with a partnership do better than children in '
+        "similar centres without one?</p></header>")
+
+
+def _certainty_sentence(row: pd.Series, level: str) -> str:
+    """How sure we are, with the interval in words a funder can repeat."""
+    outcome = str(row.get("outcome", "elom_total"))
+    unit = _outcome_unit(outcome) or "units"
+    low, high = float(row["ci_low"]), float(row["ci_high"])
+    digits = _interval_digits(low, high)
+    span = (f"The likely range of the difference is {format_number(low, digits, signed=True)} to "
+            f"{format_number(high, digits, signed=True)} {unit} (the 95% interval)")
+    side = "above" if low > 0 else "below"
+    if level == "clear":
+        return f"{span}: all of it {side} zero, so the direction is clear, though the exact size is not."
+    if level == "tentative":
+        part, comp = _centre_counts(row)
+        why = (f"it rests on only {int(float(part))} partnered and {int(float(comp))} comparison centres"
+               if _has_few_centres(row) and _isnum(part) and _isnum(comp) else "a check flagged it")
+        return f"{span}: all of it {side} zero, but {why}, so more data could change the picture."
+    return (f"{span}: it includes zero, so partnership may have made no difference, "
+            "or a small one either way.")
+
+
+def headline_html(row: pd.Series | None, region: str, *, heading: str = "What we found",
+                  heading_level: int = 2, extra: Iterable[str] = ()) -> str:
+    """The headline box as HTML: finding, a picture of the interval, how sure we are, the caveats.
+
+    Used by :func:`headline` in each report and by the index for the national result.
+    """
+    parts = headline_parts(row, region)
+    level, label = certainty(row)
+    body = [f'<p class="ek-lead">{html.escape(parts["finding"])}.</p>'
+            if parts["interval"] else f'<p class="ek-lead">{html.escape(parts["finding"])}</p>']
+    if parts["interval"]:
+        outcome = str(row.get("outcome", "elom_total"))
+        body.append(interval_svg(float(row["estimate"]), float(row["ci_low"]), float(row["ci_high"]),
+                                 unit=_outcome_unit(outcome) or "units"))
+        body.append(f'<p class="ek-sure"><strong>How sure are we?</strong> '
+                    f'<span class="ek-badge ek-badge-{level}">{html.escape(label)}</span><br>'
+                    f"{html.escape(_certainty_sentence(row, level))}</p>")
+        facts = [c for c in parts["caveats"] if not c.startswith("It rests on only")]
+        n, part, comp = (_int(row.get(c)) for c in ("n_children", "n_centres_partnered", "n_centres_comparison"))
+        if n is not None and part is not None and comp is not None:
+            facts.append(f"Based on {suppress_count(n)} children assessed twice in {part + comp} centres "
+                         f"({part} partnered, {comp} comparison).")
+        if outcome.startswith("elom"):
+            facts.append("ELOM: the Early Learning Outcomes Measure, a 0–100 score of what children aged "
+                         "4–5 can do; SD: the difference as a share of how much children's scores vary.")
+        facts += [f for f in extra if f]
+        body.append('<ul class="ek-facts">' + "".join(f"<li>{html.escape(f)}</li>" for f in facts) + "</ul>")
+    tag = f"h{heading_level}"
+    return (f'<section class="ek-headline ek-{level}" aria-label="Headline result">'
+            f"<{tag}>{html.escape(heading)}</{tag}>{''.join(body)}</section>")
 
 
 def headline(data: RegionData):
-    """The headline box for funders."""
-    text = headline_text(data.primary, data.region)
-    direction = effect_direction(data.primary) or "none"
-    return _html(f'<section class="ek-headline ek-{direction}" aria-label="Headline result">'
-                 f"<h2>What we found</h2><p>{html.escape(text)}</p></section>")
+    """The first screen: the finding in one sentence, a picture of it, and how sure we are."""
+    row = data.primary
+    extra = []
+    if certainty(row)[0] == "unclear":
+        power = data.table("power")
+        if power is not None and not power.empty and _isnum(power.iloc[0].get("mde_sd")):
+            extra.append(power_sentence(power))
+    return _html(headline_html(row, data.region, extra=extra))
 
 
-def estimate_table(data: RegionData, number: int = 1):
-    """Table of every estimate for the region (primary first)."""
-    caption = (f"Table {number}. Estimated difference between partnered and comparison centres "
+def _forest_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
+    out = []
+    for _, r in rows.iterrows():
+        usable = effect_direction(r) is not None
+        short = _ESTIMATOR_SHORT.get(str(r["estimator"]), str(r["estimator"]))
+        digits = 2 if str(r.get("outcome")) in ("haz", "waz", "whz", "baz", "kling_index") else 1
+        out.append({
+            "label": f"{short} · {r['inference']}",
+            "note": (f"{format_number(r['estimate'], digits, signed=True)} "
+                     f"({format_interval(r['ci_low'], r['ci_high'], digits)})") if usable else _reading(r),
+            "estimate": r["estimate"] if usable else None, "low": r["ci_low"] if usable else None,
+            "high": r["ci_high"] if usable else None, "missing": _reading(r),
+        })
+    return out
+
+
+def effects_figure(data: RegionData, number: int | None = None):
+    """Every estimate of every outcome with its 95% interval: one small forest plot per outcome."""
+    whole = _whole(data.estimates)
+    panels = []
+    primary = data.primary
+    for outcome in _headline_rows(whole)["outcome"].astype(str) if not whole.empty else []:
+        rows = whole.loc[whole["outcome"].astype(str) == outcome]
+        if primary is not None and str(primary["outcome"]) == outcome:  # primary method first
+            rows = pd.concat([rows.loc[_primary_mask(rows)], rows.loc[~_primary_mask(rows)]])
+        forest = _forest_rows(rows)
+        if not any(r["estimate"] is not None for r in forest):
+            continue
+        if primary is not None and str(primary["outcome"]) == outcome:
+            forest[0]["emphasis"] = True
+        unit = _outcome_unit(outcome) or "units"
+        described = "; ".join(f"{r['label']}: {r['note']}" for r in forest)
+        panels.append(f'<div class="ek-panel"><p class="ek-panel-title">{html.escape(_outcome_label(outcome))}</p>'
+                      + forest_svg(forest, unit=unit, label=f"{_outcome_name(outcome)} in {data.region}, "
+                                                            f"difference in {unit} with 95% interval. {described}.")
+                      + "</div>")
+    if not panels:
+        return _html(_placeholder(f"No effect figure: there is no usable estimate for "
+                                  f"{html.escape(data.region)} (see the headline for why)."))
+    n = data.next_number("Figure", number)
+    caption = (f"Figure {n}. Difference between partnered and comparison centres (partnered minus "
+               "comparison) with 95% intervals, for each outcome and method. The dashed line marks no "
+               "difference; a bar that crosses it means no clear difference. The square marks the primary estimate.")
+    return _html(f'<figure class="ek-figure ek-panels">{"".join(panels)}<figcaption>{caption}</figcaption></figure>')
+
+
+def effect_figure(data: RegionData, number: int | None = None):
+    """Alias of :func:`effects_figure` (kept for notebooks written before it)."""
+    return effects_figure(data, number)
+
+
+def effects_table(data: RegionData, number: int | None = None):
+    """Table 1: the difference for each outcome in four short columns (fits a phone)."""
+    frame = effects_frame(data.estimates)
+    if frame.empty:
+        return _html(_placeholder("There are no estimates for this region."))
+    n = data.next_number("Table", number)
+    caption = f"Table {n}. Difference between partnered and comparison centres in {html.escape(data.region)}"
+    note = ("Difference = partnered minus comparison, in the outcome's units, with the 95% interval in "
+            "brackets; Size (SD) puts it in standard deviations. Each row uses the primary method; every "
+            "method is in the table of all estimates at the end. " + SUPPRESSION_NOTE)
+    return _html(_table_html(frame, caption, note=note, numeric=("Difference (95% interval)", "Size (SD)"),
+                             stack=False))
+
+
+def subgroup_table(data: RegionData, number: int | None = None):
+    """Estimates for subgroups of children, when the run produced them."""
+    frame = subgroup_frame(data.estimates)
+    if frame.empty:
+        return _html(_placeholder("No subgroup estimates were produced for this region."))
+    n = data.next_number("Table", number)
+    caption = f"Table {n}. Difference by subgroup of children in {html.escape(data.region)}"
+    note = ("Subgroups are smaller than the region, so their intervals are wider; a difference between "
+            "subgroups is only clear if tested directly. " + SUPPRESSION_NOTE)
+    return _html(_table_html(frame, caption, note=note))
+
+
+def estimate_table(data: RegionData, number: int | None = None):
+    """Every estimate for the region (primary first), with standard errors, p-values and notes."""
+    n = data.next_number("Table", number)
+    caption = (f"Table {n}. All estimates of the difference between partnered and comparison centres "
                f"in {html.escape(data.region)} (partnered minus comparison)")
     note = ("Estimates are in the outcome's units (ELOM points unless stated). A positive estimate "
             "means higher scores in partnered centres. " + SUPPRESSION_NOTE)
     frame = estimate_frame(data.estimates)
     numeric = [c for c in frame.columns if c not in ("Outcome", "Method", "Note")]
-    return _html(_table_html(frame, caption, note=note, numeric=numeric))
+    return _html(_table_html(frame, caption, note=note, numeric=numeric, stack=True))
 
 
-def effect_figure(data: RegionData, number: int = 1):
-    """Point estimate and 95% interval of every usable ELOM-total estimate."""
-    rows = data.estimates.loc[data.estimates["outcome"].astype(str) == "elom_total"]
-    rows = [r for _, r in rows.iterrows() if effect_direction(r) is not None]
-    if not rows:
-        return _html(f'<p class="ek-placeholder">Figure {number} is not shown: there is no estimate '
-                     f"of the effect for {html.escape(data.region)} (see the headline for why).</p>")
-    labels = [f"{_ESTIMATOR_LABELS.get(str(r['estimator']), str(r['estimator']))}, {r['inference']}"
-              + (" (primary)" if str(r["inference"]) == PRIMARY["inference"]
-                 and str(r["estimator"]) == PRIMARY["estimator"] else "") for r in rows]
-    fig, ax = _new_figure(7.0, 0.9 + 0.55 * len(rows))
-    ys = np.arange(len(rows))[::-1]
-    for y, r in zip(ys, rows):
-        ax.errorbar(float(r["estimate"]), y, xerr=[[float(r["estimate"]) - float(r["ci_low"])],
-                                                   [float(r["ci_high"]) - float(r["estimate"])]],
-                    fmt="o", color=PALETTE["Partnered"], ecolor=PALETTE["Partnered"], capsize=4,
-                    markersize=7, linewidth=2)
-    ax.axvline(0, color="#555555", linewidth=1, linestyle="--")
-    ax.set_yticks(ys, labels)
-    ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_xlabel("Difference in ELOM total, points (partnered − comparison), with 95% interval")
-    lo = min(float(r["ci_low"]) for r in rows)
-    hi = max(float(r["ci_high"]) for r in rows)
-    pad = max(0.5, 0.15 * (hi - lo))
-    ax.set_xlim(min(lo, 0) - pad, max(hi, 0) + pad)
-    ax.spines[["top", "right"]].set_visible(False)
-    main = rows[0]
-    direction = effect_direction(main)
-    where = {"higher": "lies entirely above zero", "lower": "lies entirely below zero",
-             "unclear": "includes zero"}[direction]
-    alt = (f"Dot-and-whisker chart of the estimated difference in ELOM total in {data.region}: "
-           f"{format_number(main['estimate'], 1)} points, 95% interval "
-           f"{format_interval(main['ci_low'], main['ci_high'])} points; the interval {where}.")
-    caption = (f"Figure {number}. Estimated difference in ELOM total between partnered and comparison "
-               "centres, with 95% interval. The dashed line marks no difference.")
-    return _html(_figure_html(fig, alt, caption))
-
-
-def score_distribution_figure(data: RegionData, number: int = 2):
+def score_distribution_figure(data: RegionData, number: int | None = None):
     """Box plots of ELOM total by arm and wave (groups too small to show are left out)."""
     import seaborn as sns
 
@@ -751,10 +1568,10 @@ def score_distribution_figure(data: RegionData, number: int = 2):
         shown.append(scored.assign(Wave=wave.capitalize()))
         medians.append(f"{arm.lower()} {wave} {format_number(scored['elom_total'].median(), 0)}")
     if not shown:
-        return _html(f'<p class="ek-placeholder">Figure {number} is not shown: too few children with '
-                     "an ELOM total in every group.</p>")
+        return _html(_placeholder("The score distributions are not shown: too few children with an ELOM "
+                                  "total in every group."))
     frame = pd.concat(shown, ignore_index=True)
-    fig, ax = _new_figure(7.0, 3.6)
+    fig, ax = _new_figure(5.4, 3.3)
     with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's deprecated `vert`
         warnings.simplefilter("ignore", DeprecationWarning)
         sns.boxplot(data=frame, x="Wave", y="elom_total", hue="arm",
@@ -769,45 +1586,251 @@ def score_distribution_figure(data: RegionData, number: int = 2):
            f"baseline and endline. Median scores: {'; '.join(medians)}.")
     if hidden:
         alt += f" Not shown (too few children): {', '.join(hidden)}."
-    caption = (f"Figure {number}. ELOM total by group and wave. Boxes span the middle half of children, "
+    n = data.next_number("Figure", number)
+    caption = (f"Figure {n}. ELOM total by group and wave. Boxes span the middle half of children, "
                "the line is the median and whiskers run from the 5th to the 95th percentile "
-               "(individual scores are not plotted).")
+               "(individual scores are not plotted). Both groups grow between waves because children get older.")
     if hidden:
         caption += f" Not shown because too few children: {html.escape(', '.join(hidden))}."
     return _html(_figure_html(fig, alt, caption))
 
 
-def on_track_table(data: RegionData, number: int = 2):
+def on_track_figure(data: RegionData, number: int | None = None):
+    """Bar chart of the share of children On Track, by arm and wave."""
+    rows = []
+    for arm, wave, group in _groups(data.children):
+        banded = group.loc[group["elom_band"].notna()] if "elom_band" in group else group.iloc[0:0]
+        if _too_small(len(banded), [banded["centre_id"].nunique()]):
+            continue
+        rows.append((arm, wave, 100 * float((banded["elom_band"] == ON_TRACK).mean())))
+    if not rows:
+        return _html(_placeholder("The On Track chart is not shown: too few children with an ELOM band "
+                                  "in every group."))
+    fig, ax = _new_figure(5.4, 2.9)
+    width = 0.38
+    for i, arm in enumerate(ARMS):
+        for j, wave in enumerate(WAVES):
+            match = [p for a, w, p in rows if a == arm and w == wave]
+            if not match:
+                continue
+            x = j + (i - 0.5) * width
+            ax.bar(x, match[0], width=width * 0.95, color=PALETTE[arm], label=arm if j == 1 or len(rows) < 3 else None,
+                   hatch="//" if arm == "Comparison" else None, edgecolor="white", linewidth=0)
+            ax.text(x, match[0] + 1.5, f"{match[0]:.0f}%", ha="center", va="bottom", fontsize=10)
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles))
+    ax.legend(unique.values(), unique.keys(), frameon=False, loc="upper left", ncols=2)
+    ax.set_xticks(range(len(WAVES)), [w.capitalize() for w in WAVES])
+    ax.set_ylim(0, 115)
+    ax.set_yticks([0, 25, 50, 75, 100], ["0%", "25%", "50%", "75%", "100%"])
+    ax.set_ylabel("Children On Track")
+    ax.spines[["top", "right"]].set_visible(False)
+    described = "; ".join(f"{arm.lower()} {wave} {pct:.0f}%" for arm, wave, pct in rows)
+    n = data.next_number("Figure", number)
+    alt = f"Bar chart of the share of children On Track on the ELOM standards in {data.region}: {described}."
+    caption = (f"Figure {n}. Children On Track for their age on the ELOM standards, by group and wave "
+               "(raw shares, not adjusted for differences between centres).")
+    return _html(_figure_html(fig, alt, caption))
+
+
+def on_track_table(data: RegionData, number: int | None = None):
     """% On Track on the ELOM standards, by arm and wave."""
-    caption = f"Table {number}. Children On Track for their age on the ELOM standards, by group and wave"
+    n = data.next_number("Table", number)
+    caption = f"Table {n}. Children On Track for their age on the ELOM standards, by group and wave"
     note = ("On Track = ELOM total at or above the age-band standard (50–59 and 60–69 months). "
             "These are raw shares, not adjusted for differences between centres. " + SUPPRESSION_NOTE)
     frame = on_track_frame(data.children)
-    return _html(_table_html(frame, caption, note=note, numeric=frame.columns[2:]))
+    return _html(_table_html(frame, caption, note=note, numeric=frame.columns[2:], stack=True))
 
 
-def sample_size_table(data: RegionData, number: int = 3):
+@_guarded("results/indicators.csv")
+def indicators_table(data: RegionData, number: int | None = None):
+    """Child indicators by arm and wave, from ``results/indicators.csv``."""
+    indicators = data.table("indicators")
+    if indicators is None or indicators.empty:
+        return _html(_placeholder("The indicator table is not available for this run "
+                                  "(results/indicators.csv was not produced)."))
+    frame = indicators_frame(indicators)
+    n = data.next_number("Table", number)
+    caption = f"Table {n}. Child indicators in {html.escape(data.region)}, by group and wave"
+    note = "Raw figures, not adjusted for differences between centres. " + SUPPRESSION_NOTE
+    groups = [("", 1)] + [(arm, len(WAVES)) for arm in ARMS]
+    labels = {f"{arm}, {wave}": wave.capitalize() for arm in ARMS for wave in WAVES}
+    return _html(_table_html(frame, caption, note=note, numeric=frame.columns[1:], stack=False,
+                             column_groups=groups, column_labels=labels))
+
+
+@_guarded("results/satisfaction.csv")
+def satisfaction_table(data: RegionData, number: int | None = None):
+    """Parents' satisfaction (customer service score and net promoter score) by arm."""
+    frame = satisfaction_frame(data.table("satisfaction"))
+    if frame.empty:
+        return _html(_placeholder("Parent satisfaction is not available for this run "
+                                  "(results/satisfaction.csv was not produced)."))
+    n = data.next_number("Table", number)
+    caption = f"Table {n}. What parents said about their centre in {html.escape(data.region)}, by group"
+    note = ("Customer service score = share of valid answers that are 4 or 5 on a 1–5 scale (don't know "
+            "and not applicable excluded). Net promoter score = % answering 9–10 minus % answering 0–6 "
+            "on a 0–10 scale. n = parents answering; fewer than 10 are suppressed.")
+    return _html(_table_html(frame, caption, note=note, numeric=("Partnered", "Comparison")))
+
+
+@_guarded("results/scorecard.csv")
+def scorecard_table(data: RegionData, number: int | None = None):
+    """The SCSPR-25 programme scorecard: each metric against its target."""
+    frame = scorecard_frame(data.table("scorecard"), data.region)
+    if frame.empty:
+        return _html(_placeholder("The SCSPR-25 scorecard is not available for this run "
+                                  "(results/scorecard.csv was not produced)."))
+    n = data.next_number("Table", number)
+    caption = f"Table {n}. SCSPR-25 customer-service scorecard: value against target"
+    note = "Programme monitoring figures, not estimates of effect. “Not yet” means below target."
+    return _html(_table_html(frame, caption, note=note, numeric=("Value", "Target"), stack=True))
+
+
+@_guarded("results/milestones.csv")
+def milestones_figure(data: RegionData, number: int | None = None):
+    """Cumulative partnership MOUs signed against plan, by month."""
+    milestones = data.table("milestones")
+    if milestones is None or milestones.empty:
+        return _html(_placeholder("Partnership milestones are not available for this run "
+                                  "(results/milestones.csv was not produced)."))
+    frame = milestones.assign(scope=milestones["scope"].astype(str).str.lower())
+    regional = frame.loc[frame["scope"] == "region"]
+    frame = (regional if not regional.empty else frame.loc[frame["scope"] == "national"]).sort_values("month")
+    where = data.region if not regional.empty else "all regions"
+    fig, ax = _new_figure(5.4, 2.8)
+    months = frame["month"].astype(str).tolist()
+    ax.plot(months, frame["cumulative_mous"], color=PALETTE["Partnered"], marker="o", linewidth=2, label="Signed")
+    if "planned_mous" in frame and frame["planned_mous"].notna().any():
+        ax.plot(months, frame["planned_mous"], color=_MUTED, linestyle="--", linewidth=1.5, label="Planned")
+    ax.set_ylabel("Partnerships (cumulative)")
+    ax.legend(frameon=False, loc="upper left")
+    ax.spines[["top", "right"]].set_visible(False)
+    step = max(1, math.ceil(len(months) / 4))
+    ax.set_xticks(range(0, len(months), step), months[::step], rotation=0)
+    last = frame.iloc[-1]
+    alt = (f"Line chart of partnerships signed in {where}, by month: {format_number(last['cumulative_mous'], 0)} "
+           f"signed by {last['month']}"
+           + (f" against {format_number(last.get('planned_mous'), 0)} planned." if _isnum(last.get("planned_mous")) else "."))
+    n = data.next_number("Figure", number)
+    caption = f"Figure {n}. Partnership agreements (MOUs) signed in {html.escape(where)}, cumulative, against plan."
+    return _html(_figure_html(fig, alt, caption))
+
+
+@_guarded("results/balance.csv")
+def balance_table(data: RegionData, number: int | None = None):
+    """Were partnered and comparison children alike at baseline? Means, standardised differences, verdicts."""
+    balance = data.table("balance")
+    if balance is None or balance.empty:
+        return _html(_placeholder("The balance check is not available for this run "
+                                  "(results/balance.csv was not produced)."))
+    frame = balance_frame(balance)
+    flags = balance["flag"].astype(str) if "flag" in balance else pd.Series(dtype=str)
+    summary = (f"Of {len(balance)} baseline characteristics, {int((flags == 'good').sum())} were balanced, "
+               f"{int((flags == 'adjust').sum())} differed a little (the analysis adjusts for them) and "
+               f"{int((flags == 'fails').sum())} differed by more than a quarter of a standard deviation.")
+    joint = data.table("balance_joint")
+    if joint is not None and not joint.empty:
+        j = joint.iloc[0]
+        summary += (f" A joint test of all characteristics gives p = {format_p(j.get('p_value'))}"
+                    + (" (no sign that the groups differ overall)." if _isnum(j.get("p_value")) and float(j["p_value"]) >= 0.05
+                       else " (the groups differ overall)." if _isnum(j.get("p_value")) else "."))
+    n = data.next_number("Table", number)
+    caption = f"Table {n}. Baseline characteristics of partnered and comparison children in {html.escape(data.region)}"
+    note = ("Std. difference = difference in means divided by the pooled standard deviation. Within ±0.05: "
+            "balanced; 0.05–0.25: adjusted for in the analysis; beyond ±0.25: imbalanced (What Works "
+            "Clearinghouse). Variance ratios should lie between 0.5 and 2. " + SUPPRESSION_NOTE)
+    return _html(f"<p>{html.escape(summary)}</p>"
+                 + _table_html(frame, caption, note=note, numeric=frame.columns[1:5], stack=True))
+
+
+@_guarded("results/balance.csv")
+def love_plot(data: RegionData, number: int | None = None):
+    """Love plot: absolute standardised difference per characteristic against the 0.05 and 0.25 lines."""
+    balance = data.table("balance")
+    if balance is None or balance.empty or "smd" not in balance:
+        return _html("")
+    frame = balance.loc[pd.to_numeric(balance["smd"], errors="coerce").notna()].copy()
+    if frame.empty:
+        return _html("")
+    frame["name"] = [(str(r["label"]) if isinstance(r.get("label"), str) else str(r["variable"]))
+                     + (f": {r['level']}" if isinstance(r.get("level"), str) and r["level"].strip() else "")
+                     for _, r in frame.iterrows()]
+    frame["abs_smd"] = frame["smd"].astype(float).abs()
+    frame = frame.sort_values("abs_smd")
+    fig, ax = _new_figure(5.4, 1.3 + 0.3 * len(frame))
+    ys = np.arange(len(frame))
+    styles = {"good": ("o", "#0072B2", "balanced"), "adjust": ("^", "#E69F00", "adjusted for"),
+              "fails": ("s", "#D55E00", "imbalanced")}
+    for flag, (marker, colour, label) in styles.items():
+        mask = (frame["flag"].astype(str) == flag).to_numpy() if "flag" in frame else np.zeros(len(frame), bool)
+        if mask.any():
+            ax.scatter(frame["abs_smd"].to_numpy()[mask], ys[mask], marker=marker, color=colour, s=42,
+                       label=label, zorder=3)
+    for limit, style in ((0.05, ":"), (0.25, "--")):
+        ax.axvline(limit, color=_MUTED, linestyle=style, linewidth=1)
+    ax.set_yticks(ys, frame["name"])
+    ax.set_xlabel("Absolute standardised difference (SD)")
+    ax.set_xlim(0, max(0.3, float(frame["abs_smd"].max()) * 1.1))
+    fig.legend(frameon=False, loc="outside lower center", ncols=3)
+    ax.spines[["top", "right"]].set_visible(False)
+    worst = frame.iloc[-1]
+    alt = (f"Love plot of baseline balance in {data.region}: {len(frame)} characteristics; the largest "
+           f"standardised difference is {worst['name']} at {worst['abs_smd']:.2f} SD; "
+           f"{int((frame['abs_smd'] > 0.25).sum())} lie beyond 0.25 SD.")
+    n = data.next_number("Figure", number)
+    caption = (f"Figure {n}. Baseline balance (Love plot). Each mark is one characteristic; the dotted line "
+               "is 0.05 SD and the dashed line 0.25 SD. Marks right of the dashed line are imbalanced.")
+    return _html(_figure_html(fig, alt, caption))
+
+
+def sample_size_table(data: RegionData, number: int | None = None):
     """Children and centres assessed, by arm and wave."""
-    caption = f"Table {number}. Children and centres assessed in {html.escape(data.region)}"
+    n = data.next_number("Table", number)
+    caption = f"Table {n}. Children and centres assessed in {html.escape(data.region)}"
     row = data.primary
     in_model = ""
     if effect_direction(row) is not None:
         in_model = (f"{suppress_count(row['n_children'])} children with both assessments are in the "
                     "effect estimate. ")
     frame = sample_size_frame(data.children)
-    return _html(_table_html(frame, caption, note=in_model + SUPPRESSION_NOTE, numeric=frame.columns[2:]))
+    return _html(_table_html(frame, caption, note=in_model + SUPPRESSION_NOTE, numeric=frame.columns[2:],
+                             stack=True))
 
 
-def data_quality_table(data: RegionData, number: int = 4):
-    """Cleaning-log counts by rule (the whole run)."""
-    if data.cleaning_log is None:
-        return _html('<p class="ek-placeholder">No cleaning log was found for this run, so data-quality '
-                     "counts are not available.</p>")
-    log = data.cleaning_log
-    total = len(log)
-    actions = log["action"].str.lower().value_counts() if total else pd.Series(dtype=int)
-    summary = (f"Across all regions, cleaning changed {actions.get('changed', 0):,}, flagged "
-               f"{actions.get('flagged', 0):,} and dropped {actions.get('dropped', 0):,} records or values "
+def rows_kept_table(data: RegionData, number: int | None = None):
+    """Rows read, kept and dropped per input table, and the reasons rows were dropped."""
+    kept = rows_kept_frame(data.manifest)
+    if kept.empty:
+        return _html(_placeholder("Row counts are not available: the run manifest has no row accounting."))
+    n = data.next_number("Table", number)
+    out = _table_html(kept, f"Table {n}. Rows read, kept and dropped, by input table (all regions)",
+                      numeric=("Rows read", "Kept", "Dropped"), stack=False)
+    reasons = dropped_by_reason_frame(data.manifest)
+    if reasons.empty:
+        return _html(out + "<p>No rows were dropped.</p>")
+    n = data.next_number("Table", None)
+    out += _table_html(reasons, f"Table {n}. Why rows were dropped (all regions)", numeric=("Rows dropped",),
+                       note="Counts from 1 to 9 are shown as “&lt;10”. Every dropped row is listed with its "
+                            "rule in cleaning_log.csv for the evaluation team.", stack=False)
+    return _html(out)
+
+
+def data_quality_table(data: RegionData, number: int | None = None):
+    """Values changed, flagged and dropped by cleaning rule (the whole run)."""
+    summary_table = data.table("data_quality")
+    if summary_table is None and data.cleaning_log is None:
+        return _html(_placeholder("No cleaning log was found for this run, so data-quality counts are not "
+                                  "available."))
+    if summary_table is not None:
+        totals = summary_table.groupby(summary_table["action"].astype(str).str.lower())["n_rows"].sum()
+        frame = data_quality_summary_frame(summary_table)
+    else:
+        totals = data.cleaning_log["action"].str.lower().value_counts()
+        frame = data_quality_frame(data.cleaning_log)
+    summary = (f"Across all regions, cleaning changed {int(totals.get('changed', 0)):,}, flagged "
+               f"{int(totals.get('flagged', 0)):,} and dropped {int(totals.get('dropped', 0)):,} records or values "
                "under written rules; raw files were not modified.")
     missing, assessed = int(data.children["elom_total"].isna().sum()), len(data.children)
     region = html.escape(data.region)
@@ -819,18 +1842,18 @@ def data_quality_table(data: RegionData, number: int = 4):
     else:
         region_line = (f" In {region}, ELOM total is missing for {suppress_count(missing)} of "
                        f"{suppress_count(assessed)} assessments (a domain score was missing).")
-    frame = data_quality_frame(log)
     if frame.empty:
         return _html(f"<p>{summary}{region_line}</p>")
-    caption = f"Table {number}. Records changed, flagged or dropped by cleaning rule (all regions)"
+    n = data.next_number("Table", number)
+    caption = f"Table {n}. Records changed, flagged or dropped by cleaning rule (all regions)"
     note = (f"The {len(frame)} most frequent rules are shown. Counts from 1 to 9 are shown as “&lt;10”; "
             "“–” means none. Record identifiers and values are never shown.")
     return _html(f"<p>{summary}{region_line}</p>"
-                 + _table_html(frame, caption, note=note, numeric=("Changed", "Flagged", "Dropped")))
+                 + _table_html(frame, caption, note=note, numeric=("Changed", "Flagged", "Dropped"), stack=True))
 
 
 def methods(data: RegionData):
-    """Methods section, from the primary row."""
+    """Methods section, from the primary row and the run's parameters."""
     return _html("".join(f"<p>{p}</p>" for p in methods_paragraphs(data)))
 
 
@@ -839,33 +1862,37 @@ def limitations(data: RegionData):
     return _html("<ul>" + "".join(f"<li>{item}</li>" for item in limitations_list(data)) + "</ul>")
 
 
-def reproducibility_stamp(data: RegionData, number: int = 5):
+def reproducibility_stamp(data: RegionData, number: int | None = None):
     """evalkit version, input hashes, parameters and dates, from the run manifest."""
-    __version__ = evalkit_version()
+    version = evalkit_version()
     manifest = data.manifest
     if manifest is None:
-        return _html('<p class="ek-placeholder">No run manifest was found, so this report cannot be '
-                     f"traced to its inputs. Report built with evalkit {html.escape(__version__)} on "
-                     f"{html.escape(data.built_at)}.</p>")
+        return _html(_placeholder("No run manifest was found, so this report cannot be traced to its inputs. "
+                                  f"Report built with evalkit {html.escape(version)} on "
+                                  f"{html.escape(data.built_at)}."))
     esc = lambda v: html.escape(str(v))  # noqa: E731
-    params = manifest.get("parameters", {}) or {}
+    params = {k: v for k, v in (manifest.get("parameters", {}) or {}).items()
+              if k not in ("data_dir", "output_dir", "processed_dir")}  # machine paths say nothing to readers
     inputs = manifest.get("inputs", {}) or {}
     packages = manifest.get("packages", {}) or {}
+    present = [name for name in RESULT_TABLES if data.table(name) is not None]
     rows = [
         ("evalkit version (run)", esc(manifest.get("evalkit_version", "unknown"))),
-        ("evalkit version (report)", esc(__version__)),
+        ("evalkit version (report)", esc(version)),
         ("Run started", esc(manifest.get("started_at", "unknown"))),
         ("Report built", esc(data.built_at)),
         ("Region", esc(data.region)),
         ("Run parameters", "<br>".join(f"{esc(k)} = <code>{esc(v)}</code>" for k, v in params.items())
          or DASH),
+        ("Results tables used", ", ".join(["estimates", *present])),
         ("Input files (SHA-256)", "<br>".join(
             f"{esc(name)}: <code class=\"ek-hash\">{esc((info or {}).get('sha256', '?'))}</code>"
             for name, info in inputs.items()) or DASH),
         ("Packages", ", ".join(f"{esc(k)} {esc(v)}" for k, v in packages.items()) or DASH),
     ]
     body = "".join(f'<tr><th scope="row">{k}</th><td>{v}</td></tr>' for k, v in rows)
-    return _html(f'<div class="ek-table-wrap"><table class="ek-table ek-stamp"><caption>Table {number}. '
+    n = data.next_number("Table", number)
+    return _html(f'<div class="ek-table-wrap"><table class="ek-table ek-stamp"><caption>Table {n}. '
                  f"Reproducibility stamp</caption><tbody>{body}</tbody></table></div>"
                  '<p class="ek-note">Re-running evalkit with the same inputs (same hashes), parameters '
                  "and package versions reproduces every number in this report.</p>")

@@ -29,8 +29,13 @@ ESTIMATE_COLUMNS = ["region", "outcome", "estimator", "inference", "estimate", "
                     "n_centres_partnered", "n_centres_comparison", "status", "note"]
 
 
-def write_prepared_run(root: Path, seed: int = 20251123) -> tuple[Path, Path, pd.DataFrame]:
-    """A finished pipeline run: ``<root>/out`` (results, log, manifest) and ``<root>/processed``."""
+def write_prepared_run(root: Path, seed: int = 20251123, *, full: bool = False
+                       ) -> tuple[Path, Path, pd.DataFrame]:
+    """A finished pipeline run: ``<root>/out`` (results, log, manifest) and ``<root>/processed``.
+
+    With ``full``, also every optional results table the other stages write (see
+    :func:`write_full_results`), as a run with all of them would look.
+    """
     rng = np.random.default_rng(seed)
     out, processed = root / "out", root / "processed"
     (out / "results").mkdir(parents=True)
@@ -78,8 +83,103 @@ def write_prepared_run(root: Path, seed: int = 20251123) -> tuple[Path, Path, pd
         "evalkit_version": "0.1.0", "started_at": "2025-11-23T10:00:00+00:00",
         "parameters": {"level": "province", "regions": "all"},
         "inputs": {"child_assessments.csv": {"sha256": "ab" * 32}, "centres.csv": {"sha256": "cd" * 32}},
-        "packages": {"pandas": "3.1.1", "numpy": "2.3.0"}}))
+        "packages": {"pandas": "3.1.1", "numpy": "2.3.0"},
+        "rows": {"centres": {"rows_in": 19, "rows_kept": 18, "rows_dropped": 1,
+                             "dropped_by_rule": {"unknown_province: never guessed, centre excluded": 1}},
+                 "child_assessments": {"rows_in": 605, "rows_kept": 540, "rows_dropped": 65,
+                                       "dropped_by_rule": {"exact_duplicate_row": 25,
+                                                           "centre_id_not_in_centres": 40}}}}))
+    if full:
+        estimates = write_full_results(out, processed, estimates)
     return out, processed, estimates
+
+
+EXTRA_ESTIMATE_COLUMNS = ["q_value_bh", "q_value_sharpened", "subgroup", "warning", "is_primary"]
+
+
+def write_full_results(out: Path, processed: Path, estimates: pd.DataFrame) -> pd.DataFrame:
+    """Every optional results table, in the agreed schemas, with known values.
+
+    Gauteng gets several estimators and outcomes (ANCOVA CR1 primary 2.0 [0.5, 3.5];
+    CR2 0.2 wider and flagged cr1_cr2_disagree; an AIPW row; a HAZ row; girls/boys
+    subgroups), a National pooled row (1.5 [0.6, 2.4]), balance with one failing
+    variable, power with an MDE of 0.31 SD, indicators, satisfaction, scorecard,
+    milestones and a data-quality summary.
+    """
+    nan = float("nan")
+    base = estimates.assign(q_value_bh=[0.02, nan], q_value_sharpened=[0.03, nan], subgroup="",
+                            warning=["few_partnered_centres;few_comparison_centres", ""],
+                            is_primary=[True, True])
+    extra = pd.DataFrame([
+        ["Gauteng", "elom_total", "ancova", "CR2", 2.0, 0.9, 8.3, -0.1, 4.1, 0.06, 0.16, 240, 6, 6, "ok", "",
+         0.07, 0.08, "", "few_partnered_centres;cr1_cr2_disagree", False],
+        ["Gauteng", "elom_total", "aipw", "CR1", 2.4, 0.8, 11, 0.6, 4.2, 0.01, 0.19, 240, 6, 6, "ok", "",
+         0.02, 0.03, "", "", False],
+        ["Gauteng", "haz", "ancova", "CR1", 0.05, 0.06, 11, -0.08, 0.18, 0.4, 0.05, 240, 6, 6, "ok", "",
+         0.4, 0.45, "", "", False],
+        ["Gauteng", "elom_total", "ancova", "CR1", 2.6, 1.0, 11, 0.4, 4.8, 0.02, 0.2, 118, 6, 6, "ok", "",
+         nan, nan, "girls", "", False],
+        ["Gauteng", "elom_total", "ancova", "CR1", 1.4, 1.1, 11, -1.0, 3.8, 0.2, 0.11, 122, 6, 6, "ok", "",
+         nan, nan, "boys", "", False],
+        ["National", "elom_total", "ancova", "CR1", 1.5, 0.45, 16, 0.6, 2.4, 0.003, 0.12, 270, 8, 10, "ok", "",
+         0.01, 0.01, "", "", True],
+    ], columns=ESTIMATE_COLUMNS + EXTRA_ESTIMATE_COLUMNS)
+    estimates = pd.concat([base, extra], ignore_index=True)
+    estimates.to_csv(out / "results" / "estimates.csv", index=False)
+    results = out / "results"
+    balance_rows = []
+    for region, n_p, n_c in (("Gauteng", 120, 120), ("Northern Cape", 10, 20)):
+        for variable, label, level, smd, flag in (("elom_total_baseline", "Baseline ELOM total", "", 0.03, "good"),
+                                                   ("age_months", "Age (months)", "", -0.12, "adjust"),
+                                                   ("setting", "Setting", "urban", 0.41, "fails"),
+                                                   ("sex", "Sex", "female", 0.02, "good")):
+            balance_rows.append(dict(region=region, variable=variable, label=label, level=level,
+                                     n_partnered=n_p, n_comparison=n_c, mean_partnered=45 + smd,
+                                     sd_partnered=10, mean_comparison=45, sd_comparison=10, diff_raw=smd * 10,
+                                     diff_adjusted=smd * 9, se_adjusted=0.5, p_adjusted=0.2, smd=smd,
+                                     smd_denominator=10, variance_ratio=1.1, flag=flag))
+    pd.DataFrame(balance_rows).to_csv(results / "balance.csv", index=False)
+    pd.DataFrame([dict(region="Gauteng", test="joint_f", statistic=1.8, df1=4, df2=11, p_value=0.2)]).to_csv(
+        results / "balance_joint.csv", index=False)
+    pd.DataFrame([dict(region="Gauteng", n_centres_partnered=6, n_centres_comparison=6, children_per_centre=20,
+                       icc_baseline=0.2, mde_points=3.9, mde_sd=0.31, power_at_0_2_sd=0.45)]).to_csv(
+        results / "power.csv", index=False)
+    indicator_rows = []
+    for region, n in (("Gauteng", 120), ("Northern Cape", 10)):
+        for arm in ("partnered", "comparison"):
+            for wave in ("baseline", "endline"):
+                centres = 6 if region == "Gauteng" else (2 if arm == "partnered" else 4)
+                indicator_rows.append(dict(region=region, arm=arm, wave=wave, n_children=n if arm == "comparison" else n // 2 * 2,
+                                           n_centres=centres, elom_total_mean=47.25, elom_total_sd=11.0,
+                                           on_track_pct=52.5, haz_mean=-0.52, stunted_pct=6.5,
+                                           attendance_rate_mean=0.81))
+    pd.DataFrame(indicator_rows).to_csv(results / "indicators.csv", index=False)
+    pd.DataFrame([
+        dict(region="Gauteng", arm="partnered", item="overall", n_valid=60, top2_pct=84.0, mean_score=4.2),
+        dict(region="Gauteng", arm="comparison", item="overall", n_valid=55, top2_pct=71.0, mean_score=3.9),
+        dict(region="Gauteng", arm="partnered", item="nps", n_valid=58, top2_pct=nan, mean_score=32.0),
+        dict(region="Gauteng", arm="comparison", item="nps", n_valid=8, top2_pct=nan, mean_score=-5.0),
+    ]).to_csv(results / "satisfaction.csv", index=False)
+    pd.DataFrame([
+        dict(scope="national", region="", metric="practitioners_trained", value=512, target=500, unit="count",
+             is_met=True, note=""),
+        dict(scope="national", region="", metric="monthly_customer_service_score", value=81.0, target=85,
+             unit="%", is_met=False, note=""),
+        dict(scope="region", region="Gauteng", metric="centres_with_feedback_channel", value=44, target=40,
+             unit="count", is_met=True, note=""),
+    ]).to_csv(results / "scorecard.csv", index=False)
+    pd.DataFrame([dict(scope="region", region="Gauteng", month=f"2025-{m:02d}", cumulative_mous=m,
+                       planned_mous=m + 1) for m in range(1, 11)]).to_csv(results / "milestones.csv", index=False)
+    pd.DataFrame([
+        dict(table="child_assessments", action="dropped", rule="exact_duplicate_row", n_rows=25),
+        dict(table="centres", action="changed", rule="province_alias", n_rows=14),
+        dict(table="child_assessments", action="flagged", rule="height_in_mm", n_rows=3),
+    ]).to_csv(results / "data_quality.csv", index=False)
+    pd.DataFrame(dict(centre_id=[f"GP{c:02d}" for c in range(12)], region="Gauteng",
+                      is_partnered=[c < 6 for c in range(12)], setting="urban",
+                      customer_service_score_pct=np.linspace(60, 95, 12))).to_parquet(
+        processed / "centre_outcomes.parquet", index=False)
+    return estimates
 
 
 class _Links(HTMLParser):
@@ -89,6 +189,7 @@ class _Links(HTMLParser):
         super().__init__()
         self.urls: list[str] = []
         self.img_alts: list[str | None] = []
+        self.svg_labels: list[str | None] = []
         self.tags: set[str] = set()
 
     def handle_starttag(self, tag, attrs):
@@ -99,17 +200,22 @@ class _Links(HTMLParser):
                 self.urls.append(attrs[name])
         if tag == "img":
             self.img_alts.append(attrs.get("alt"))
+        if tag == "svg":
+            self.svg_labels.append(attrs.get("aria-label") if attrs.get("role") == "img" else None)
 
 
 def assert_self_contained_report(page: str) -> _Links:
     parser = _Links()
     parser.feed(page)
-    assert not re.search(r"https?://", page), "a network URL is in the page"
+    # XML namespace names are identifiers, never fetched
+    assert not re.search(r"https?://", re.sub(r'xmlns(:\w+)?="http://www\.w3\.org/[^"]*"', "", page)), \
+        "a network URL is in the page"
     assert not re.search(r"url\(\s*['\"]?(?!data:)", page), "CSS refers to an outside resource"
     for url in parser.urls:
-        assert url.startswith(("data:", "#", "../", "regions/")) and "//" not in url.split(",")[0], url
+        assert url.startswith(("data:", "#", "../", "regions/", "results/")) and "//" not in url.split(",")[0], url
     assert {"script", "link", "iframe", "pre"}.isdisjoint(parser.tags), parser.tags & {"script", "link", "pre"}
     assert all(alt and alt.strip() for alt in parser.img_alts), parser.img_alts
+    assert all(label and label.strip() for label in parser.svg_labels), "an inline chart without a text alternative"
     return parser
 
 
@@ -144,9 +250,11 @@ def test_estimated_region_report(run):
     assert '<html lang="en">' in page
     assert "<h1>Gauteng</h1>" in page
     assert ("Children in partnered centres scored 2.0 points higher on the ELOM total (about 0.16 SD) "
-            "than similar children in comparison centres; the 95% interval runs from 0.5 to 3.5 points.") in page
-    assert len(parser.img_alts) == 2  # effect and distribution figures
-    assert "Table 1." in page and "Figure 2." in page
+            "than similar children in comparison centres.") in page
+    assert "The likely range of the difference is +0.5 to +3.5 points (the 95% interval)" in page
+    assert len(parser.img_alts) == 2  # distribution and On Track charts
+    assert page.count("<svg ") == 2  # headline interval and the effects forest plot
+    assert "Table 1." in page and "Figure 3." in page and "Figure 4." not in page
     assert "t distribution with 11 degrees of freedom" in page
     assert "only 6 partnered and 6 comparison centres" in page  # few-centre warning
     assert "ab" * 32 in page  # input hash in the stamp
@@ -189,7 +297,8 @@ def test_index_links_every_region_and_gives_reasons(run):
     assert NC_REASON in page
     assert "no row for Limpopo" in page
     assert "0.5 to 3.5" in page and "+0.16" in page
-    assert "3 regions: 1 with an estimate" in page
+    assert "Of 3 regions, 1 has an estimate: in 1 (Gauteng) children in partnered centres scored clearly higher." in page
+    assert "1 (Northern Cape) could not be estimated. 1 report (Limpopo) failed to build." in page
 
 
 @pytest.mark.slow

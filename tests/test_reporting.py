@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -236,15 +237,216 @@ def test_load_region_reads_one_region_without_child_ids(prepared):
 def test_sections_render_with_alt_text_and_no_personal_data(prepared):
     out, processed = prepared
     data = load_region("Gauteng", out, processed)
-    pieces = [reporting.title(data), reporting.headline(data), reporting.estimate_table(data),
-              reporting.effect_figure(data), reporting.score_distribution_figure(data),
-              reporting.on_track_table(data), reporting.sample_size_table(data),
+    pieces = [reporting.title(data), reporting.headline(data), reporting.effects_figure(data),
+              reporting.effects_table(data), reporting.subgroup_table(data),
+              reporting.score_distribution_figure(data), reporting.on_track_figure(data),
+              reporting.on_track_table(data), reporting.indicators_table(data), reporting.satisfaction_table(data),
+              reporting.scorecard_table(data), reporting.milestones_figure(data), reporting.balance_table(data),
+              reporting.love_plot(data), reporting.sample_size_table(data), reporting.rows_kept_table(data),
               reporting.data_quality_table(data), reporting.methods(data), reporting.limitations(data),
-              reporting.reproducibility_stamp(data)]
+              reporting.estimate_table(data), reporting.reproducibility_stamp(data)]
     markup = "\n".join(p.data for p in pieces)
-    assert markup.count("<img ") == 2
+    assert markup.count("<img ") == 2  # distributions and On Track (matplotlib, as SVG data)
     assert markup.count('alt="') == 2 and 'alt=""' not in markup
+    assert markup.count("<svg ") == 2  # the headline interval and one effects panel, drawn inline
+    assert markup.count('role="img" aria-label="') == 2
     assert "SECRET-" not in markup
     assert "f" * 64 in markup  # input hash in the stamp
     assert "No cleaning log was found" in markup
     assert "t distribution with 25 degrees of freedom" in markup  # df from the row
+    for absent in ("results/indicators.csv was not produced", "results/satisfaction.csv was not produced",
+                   "results/scorecard.csv was not produced", "results/balance.csv was not produced",
+                   "results/milestones.csv was not produced", "No subgroup estimates"):
+        assert absent in markup, absent
+    # numbered in order of appearance, skipped sections take no number
+    tables = re.findall(r"Table (\d+)\.", markup)
+    figures = re.findall(r"Figure (\d+)\.", markup)
+    assert tables == [str(i) for i in range(1, len(tables) + 1)] and len(tables) == 5
+    assert figures == ["1", "2", "3"]
+
+
+# --------------------------------------------------------------------------- certainty and the first screen
+
+def test_certainty_levels():
+    assert reporting.certainty(est_row(2.0, 0.5, 3.5)) == ("clear", "Fairly sure of the direction")
+    assert reporting.certainty(est_row(2.0, 0.5, 3.5, n_part=6))[0] == "tentative"
+    flagged = est_row(2.0, 0.5, 3.5)
+    flagged["warning"] = "cr1_cr2_disagree"
+    assert reporting.certainty(flagged)[0] == "tentative"
+    assert reporting.certainty(est_row(0.5, -1.0, 2.0))[0] == "unclear"
+    assert reporting.certainty(est_row(NAN, NAN, NAN, status="not_estimable"))[0] == "none"
+    assert reporting.certainty(None)[0] == "none"
+
+
+def test_headline_box_says_how_sure_with_the_interval_in_words():
+    box = reporting.headline_html(est_row(2.0, 0.5, 3.5, n_part=6, n_comp=8), "Gauteng")
+    assert "How sure are we?" in box and "Some evidence, with caveats" in box
+    assert "The likely range of the difference is +0.5 to +3.5 points (the 95% interval): all of it above zero, " \
+           "but it rests on only 6 partnered and 8 comparison centres" in box
+    assert "not randomised" in box and "Based on 400 children assessed twice in 14 centres" in box
+    assert box.count("<svg ") == 1
+    unclear = reporting.headline_html(est_row(0.5, -1.0, 2.0), "Gauteng")
+    assert "Not sure there is a difference" in unclear and "it includes zero" in unclear
+    none = reporting.headline_html(None, "Gauteng")
+    assert "<svg" not in none and "How sure" not in none
+
+
+def test_interval_svg_centres_zero_and_draws_the_bar_on_the_right_side():
+    svg = reporting.interval_svg(2.0, 0.5, 3.5)
+    lines = re.findall(r'<line x1="([\d.]+)" y1="[\d.]+" x2="([\d.]+)"', svg)
+    zero = float(lines[0][0])
+    assert zero == pytest.approx(180.0)  # symmetric axis: zero in the middle of 10..350
+    bar_low, bar_high = map(float, lines[1])
+    assert zero < bar_low < bar_high
+    assert 'role="img"' in svg and "does not cross" in svg
+    assert "crosses" in reporting.interval_svg(0.5, -1.0, 2.0)
+
+
+def test_forest_svg_rows_ticks_and_missing_rows():
+    rows = [dict(label="A", note="+1.0 (0.2 to 1.8)", estimate=1.0, low=0.2, high=1.8),
+            dict(label="B", note="not estimable", estimate=None, low=None, high=None, missing="not estimable")]
+    svg = reporting.forest_svg(rows, unit="points", label="Two regions")
+    assert svg.count("<circle") == 1 and "not estimable" in svg
+    assert 'aria-label="Two regions"' in svg
+    assert reporting._nice_ticks(-0.08, 0.18) == [-0.1, 0.0, 0.1, 0.2]
+    assert reporting._nice_ticks(-4.3, 8.0) == [-5.0, 0.0, 5.0, 10.0]
+
+
+# --------------------------------------------------------------------------- the agreed results tables
+
+def test_is_primary_column_and_subgroups():
+    rows = pd.DataFrame([est_row(inference="CR1"), est_row(inference="CR2"), est_row(inference="CR2")])
+    rows["subgroup"] = ["", "", "girls"]
+    rows["is_primary"] = ["False", "True", "True"]  # as read back from CSV
+    primary = reporting.primary_row(rows, "Gauteng")
+    assert primary["inference"] == "CR2" and primary["subgroup"] == ""
+    rows["is_primary"] = False  # nothing marked: the default rule
+    assert reporting.primary_row(rows, "Gauteng")["inference"] == "CR1"
+    assert len(estimate_frame(rows)) == 2  # whole-region rows only
+    sub = reporting.subgroup_frame(rows)
+    assert sub["Subgroup"].tolist() == ["girls"]
+
+
+def test_effects_frame_is_one_short_row_per_outcome():
+    haz = est_row(0.05, -0.08, 0.18, es=0.05)
+    haz["outcome"] = "haz"
+    rows = pd.DataFrame([est_row(inference="CR2"), haz, est_row(), est_row(NAN, NAN, NAN, status="not_estimable")])
+    rows.loc[3, "outcome"] = "attendance_rate"
+    table = reporting.effects_frame(rows)
+    assert list(table.columns) == ["Outcome", "Difference (95% interval)", "Size (SD)", "Reading"]
+    assert table["Outcome"].tolist() == ["ELOM total (points)", "Height-for-age (z)", "Attendance rate"]
+    assert table.iloc[0]["Difference (95% interval)"] == "+2.0 (0.5 to 3.5)"  # the CR1 primary, not CR2
+    assert table.iloc[1]["Difference (95% interval)"] == f"+0.05 ({MINUS}0.08 to 0.18)"
+    assert table.iloc[1]["Reading"] == "no clear difference"
+    assert table.iloc[2]["Reading"] == "not estimable"
+
+
+def test_indicators_frame_suppresses_a_small_group_column():
+    indicators = pd.DataFrame([
+        dict(arm="partnered", wave="baseline", n_children=40, n_centres=4, elom_total_mean=44.25, on_track_pct=40.4,
+             attendance_rate_mean=0.815),
+        dict(arm="partnered", wave="endline", n_children=40, n_centres=2, elom_total_mean=50.0, on_track_pct=50.0,
+             attendance_rate_mean=0.8),
+        dict(arm="comparison", wave="baseline", n_children=9, n_centres=5, elom_total_mean=41.0, on_track_pct=30.0,
+             attendance_rate_mean=0.7),
+    ])
+    table = reporting.indicators_frame(indicators).set_index("Indicator")
+    assert table.loc["Mean ELOM total (0–100)", "Partnered, baseline"] == "44.2"
+    assert table.loc["On Track on the ELOM standards", "Partnered, baseline"] == "40%"
+    assert table.loc["Mean attendance rate", "Partnered, baseline"] == "82%"
+    assert table.loc["Centres", "Partnered, endline"] == "<3"
+    assert table.loc["Mean ELOM total (0–100)", "Partnered, endline"] == "suppressed"
+    assert table.loc["Children", "Comparison, baseline"] == "<10"
+    assert table.loc["On Track on the ELOM standards", "Comparison, baseline"] == "suppressed"
+    assert table.loc["Children", "Comparison, endline"] == "0"
+
+
+def test_satisfaction_scorecard_and_balance_frames():
+    satisfaction = pd.DataFrame([
+        dict(arm="partnered", item="overall", n_valid=60, top2_pct=84.4, mean_score=4.2),
+        dict(arm="comparison", item="overall", n_valid=8, top2_pct=71.0, mean_score=3.9),
+        dict(arm="partnered", item="nps", n_valid=58, top2_pct=NAN, mean_score=32.0),
+    ])
+    table = reporting.satisfaction_frame(satisfaction)
+    assert table.iloc[0]["Partnered"] == "84% (n 60)" and table.iloc[0]["Comparison"] == "suppressed (n <10)"
+    assert table.iloc[1]["Item"].startswith("Net promoter") and table.iloc[1]["Partnered"] == "+32 (n 58)"
+    scorecard = pd.DataFrame([
+        dict(scope="national", region="", metric="monthly_customer_service_score", value=81.0, target=85, unit="%",
+             is_met=False),
+        dict(scope="region", region="Gauteng", metric="practitioners_trained", value=512, target=500, unit="count",
+             is_met="True"),
+    ])
+    card = reporting.scorecard_frame(scorecard, "Gauteng")
+    assert card.to_dict("records") == [
+        {"Metric": "Practitioners trained", "Scope": "Gauteng", "Value": "512", "Target": "500", "Met?": "Yes"},
+        {"Metric": "Monthly customer service score", "Scope": "All regions", "Value": "81%", "Target": "85%",
+         "Met?": "Not yet"}]
+    balance = pd.DataFrame([dict(variable="setting", label="Setting", level="urban", n_partnered=50, n_comparison=9,
+                                 mean_partnered=0.7, mean_comparison=0.4, smd=0.61, variance_ratio=0.9, flag="fails"),
+                            dict(variable="age_months", label="Age (months)", level=NAN, n_partnered=50,
+                                 n_comparison=40, mean_partnered=55.0, mean_comparison=55.5, smd=-0.1,
+                                 variance_ratio=1.2, flag="adjust")])
+    frame = reporting.balance_frame(balance)
+    assert frame.iloc[0]["Characteristic"] == "Setting: urban" and frame.iloc[0]["Std. difference"] == "suppressed"
+    assert frame.iloc[0]["Verdict"] == "imbalanced"
+    assert frame.iloc[1]["Std. difference"] == f"{MINUS}0.10" and frame.iloc[1]["Verdict"] == "adjusted for"
+
+
+def test_rows_kept_and_dropped_by_reason_from_the_manifest():
+    manifest = {"rows": {"centres": {"rows_in": 254, "rows_kept": 253, "rows_dropped": 1,
+                                     "dropped_by_rule": {"unknown_province: never guessed, centre excluded": 1}},
+                         "child_assessments": {"rows_in": 5685, "rows_kept": 5599, "rows_dropped": 86,
+                                               "dropped_by_rule": {"exact_duplicate_row": 56,
+                                                                   "centre_id_not_in_centres": 30}}}}
+    kept = reporting.rows_kept_frame(manifest)
+    assert kept.to_dict("records") == [
+        {"Table": "centres", "Rows read": "254", "Kept": "253", "Dropped": "<10"},
+        {"Table": "child assessments", "Rows read": "5,685", "Kept": "5,599", "Dropped": "86"}]
+    reasons = reporting.dropped_by_reason_frame(manifest)
+    assert reasons["Reason"].tolist() == ["exact duplicate row", "centre id not in centres",
+                                          "unknown province — never guessed, centre excluded"]
+    assert reasons["Rows dropped"].tolist() == ["56", "30", "<10"]
+    assert reporting.rows_kept_frame(None).empty
+
+
+def test_data_quality_summary_matches_the_log_count():
+    log = pd.DataFrame({"table": ["centres"] * 12 + ["child_assessments"] * 30,
+                        "rule": ["province_alias"] * 12 + ["exact_duplicate_row"] * 30,
+                        "action": ["changed"] * 12 + ["dropped"] * 30})
+    summary = pd.DataFrame([dict(table="centres", action="changed", rule="province_alias", n_rows=12),
+                            dict(table="child_assessments", action="dropped", rule="exact_duplicate_row", n_rows=30)])
+    pd.testing.assert_frame_equal(reporting.data_quality_frame(log),
+                                  reporting.data_quality_summary_frame(summary))
+
+
+@pytest.mark.parametrize("mde_sd, expect", [(0.08, None), (0.2, "could be missed"),
+                                            (0.31, "is not evidence of no effect")])
+def test_power_sentence_says_what_could_be_missed(mde_sd, expect):
+    power = pd.DataFrame([dict(region="Gauteng", mde_sd=mde_sd, mde_points=mde_sd * 12.5)])
+    text = reporting.power_sentence(power)
+    assert f"about {mde_sd:.2f} SD" in text
+    if expect is None:
+        assert "missed" not in text
+    else:
+        assert expect in text
+    assert reporting.power_sentence(None) == ""
+
+
+def test_a_results_file_with_an_unexpected_layout_gives_a_sentence_not_an_error(prepared):
+    out, processed = prepared
+    pd.DataFrame({"region": ["Gauteng"], "something": [1]}).to_csv(out / "results" / "indicators.csv", index=False)
+    data = load_region("Gauteng", out, processed)
+    markup = reporting.indicators_table(data).data
+    assert "could not be shown" in markup and "indicators.csv" in markup
+
+
+def test_load_region_reads_optional_tables_for_the_region(prepared):
+    out, processed = prepared
+    pd.DataFrame([dict(scope="national", region="", metric="m", value=1, target=2, unit="", is_met=False, note=""),
+                  dict(scope="region", region="Gauteng", metric="m", value=1, target=2, unit="", is_met=False, note=""),
+                  dict(scope="region", region="Limpopo", metric="m", value=1, target=2, unit="", is_met=False, note="")]
+                 ).to_csv(out / "results" / "scorecard.csv", index=False)
+    data = load_region("Gauteng", out, processed)
+    assert data.table("balance") is None
+    assert sorted(data.table("scorecard")["scope"]) == ["national", "region"]
+    assert set(data.table("scorecard")["region"].fillna("")) == {"", "Gauteng"}
