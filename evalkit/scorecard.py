@@ -156,6 +156,10 @@ METRIC_DEFINITIONS: dict[str, Callable[[dict], pd.DataFrame]] = {
 }
 
 
+#: Metrics counted from a table that may have no row for a scope: none there means 0.
+_ZERO_WHEN_ABSENT = {"strategic_partners": "no active MOU in this scope"}
+
+
 def _regional_target(spec: dict, targets: dict, regions: pd.Series) -> np.ndarray:
     """Target per scope row: national rows get the target; regions get it when the
     target is a rate (``regional: true``) or is set under ``regional_targets``."""
@@ -217,6 +221,11 @@ def programme_scorecard(centres: pd.DataFrame, partnerships: pd.DataFrame,
         values = METRIC_DEFINITIONS[name](ctx)[[*_KEYS, "value", "note"]]
         rows = scopes.merge(values.astype({"region": "object"}), on=_KEYS, how="left")
         rows["value"] = rows["value"].astype("float64")
+        rows["note"] = rows["note"].astype("object")
+        if name in _ZERO_WHEN_ABSENT:  # a region with centres but no rows to count has none
+            absent = rows["value"].isna()
+            rows.loc[absent, "value"] = 0.0
+            rows.loc[absent, "note"] = _ZERO_WHEN_ABSENT[name]
         rows["note"] = rows["note"].fillna("no data in this scope")
         rows["metric"] = name
         rows["label"] = spec.get("label", name)
@@ -278,7 +287,8 @@ def partnership_milestones(partnerships: pd.DataFrame, centres: pd.DataFrame, *,
     Returns
     -------
     DataFrame with :data:`MILESTONE_COLUMNS`, for months 1 to the later of the
-    last planned month and the ``as_of`` month, nationally and per region.
+    last planned month and the ``as_of`` month, nationally and per region
+    (no rows when no MOU has a signed date and no start is given).
     ``cumulative_mous`` counts every MOU signed on or before the month's end,
     whatever its status now (an MOU that has since ended was still signed), and
     MOUs signed before the start count from month 1. MOUs without a signed date
@@ -287,6 +297,10 @@ def partnership_milestones(partnerships: pd.DataFrame, centres: pd.DataFrame, *,
     ``is_met`` (nullable boolean) compares them there and is <NA> elsewhere.
     """
     targets = load_targets(targets)
+    anchored = start is not None or targets["milestones"].get("start", "first_mou_month") != "first_mou_month"
+    if not anchored and partnerships["mou_signed_date"].isna().all():
+        # No MOU to anchor month 1 on: nothing to chart (the scorecard still reports 0 partners).
+        return pd.DataFrame({c: pd.Series(dtype="object") for c in MILESTONE_COLUMNS})
     start_month = programme_start_month(partnerships, start, targets)
     plan = {int(p["month"]): float(p["cumulative_mous"]) for p in targets["milestones"]["plan"]}
     dated = partnerships.loc[partnerships["mou_signed_date"].notna()]

@@ -18,13 +18,14 @@ from evalkit.scorecard import (
 
 
 def _centres() -> pd.DataFrame:
+    """c5 is alone in its province, with no MOU and no survey response."""
     return pd.DataFrame({
-        "centre_id": ["c1", "c2", "c3", "c4"],
-        "province": ["Gauteng", "Gauteng", "Limpopo", "Limpopo"],
-        "district": ["Tshwane", "Sedibeng", "Vhembe", "Vhembe"],
-        "practitioners_trained": [300.0, 150.0, 50.0, np.nan],
-        "feedback_channel": ["yes", "yes", "no", pd.NA],
-        "parent_events": [20.0, 10.0, 20.0, 0.0],
+        "centre_id": ["c1", "c2", "c3", "c4", "c5"],
+        "province": ["Gauteng", "Gauteng", "Limpopo", "Limpopo", "Free State"],
+        "district": ["Tshwane", "Sedibeng", "Vhembe", "Vhembe", "Mangaung"],
+        "practitioners_trained": [300.0, 150.0, 50.0, np.nan, 0.0],
+        "feedback_channel": ["yes", "yes", "no", pd.NA, "no"],
+        "parent_events": [20.0, 10.0, 20.0, 0.0, 0.0],
     })
 
 
@@ -76,9 +77,9 @@ def test_shipped_targets_are_the_scspr25_figures():
 def test_scorecard_hand_computed_national_and_regional():
     out = programme_scorecard(_centres(), _partnerships(), _survey(), targets=_targets(strategic_partners=3))
     assert list(out.columns) == SCORECARD_COLUMNS
-    assert out["scope"].tolist() == ["national"] * 6 + ["region"] * 12
+    assert out["scope"].tolist() == ["national"] * 6 + ["region"] * 18
     assert out["region"].iloc[:6].isna().all()
-    assert out["region"].iloc[6:].tolist() == ["Gauteng"] * 6 + ["Limpopo"] * 6
+    assert out["region"].iloc[6:].tolist() == ["Free State"] * 6 + ["Gauteng"] * 6 + ["Limpopo"] * 6
     nat = out.iloc[:6].set_index("metric")
     # exactly at the target is met (targets are minimums: "500+")
     assert nat.loc["practitioners_trained", ["value", "target"]].tolist() == [500.0, 500.0]
@@ -108,6 +109,12 @@ def test_scorecard_hand_computed_national_and_regional():
     assert bool(lp.loc["customer_service_score_pct", "is_met"]) is False
     assert (gp.loc["strategic_partners", "value"], lp.loc["strategic_partners", "value"]) == (2, 2)
     assert lp.loc["practitioners_trained", "value"] == 50
+    # a region with centres but no MOU has 0 partners; with no responses, no score
+    fs = out.loc[out["region"] == "Free State"].set_index("metric")
+    assert fs.loc["strategic_partners", "value"] == 0 and fs.loc["centres_below_refresher_threshold", "value"] == 0
+    assert np.isnan(fs.loc["customer_service_score_pct", "value"])
+    assert pd.isna(fs.loc["customer_service_score_pct", "is_met"])
+    assert "no data" in fs.loc["customer_service_score_pct", "note"]
 
 
 def test_scorecard_regional_targets_as_of_and_latest_month():
@@ -130,7 +137,8 @@ def test_scorecard_regional_targets_as_of_and_latest_month():
 
 def test_scorecard_by_district():
     out = programme_scorecard(_centres(), _partnerships(), _survey(), level="district")
-    assert out.loc[out["scope"] == "region", "region"].unique().tolist() == ["Sedibeng", "Tshwane", "Vhembe"]
+    assert out.loc[out["scope"] == "region", "region"].unique().tolist() == ["Mangaung", "Sedibeng", "Tshwane",
+                                                                             "Vhembe"]
 
 
 def _plan(*pairs) -> dict:
@@ -177,6 +185,16 @@ def test_milestones_start_parameter_and_as_of():
     assert programme_start_month(_partnerships(), targets=targets) == pd.Period("2024-02", freq="M")
     with pytest.raises(ValueError, match="signed date"):
         programme_start_month(_partnerships().assign(mou_signed_date=pd.NaT))
+
+
+def test_no_dated_mou_gives_no_milestones_and_zero_partners():
+    none = _partnerships().iloc[0:0]
+    assert partnership_milestones(none, _centres()).empty
+    assert list(partnership_milestones(none, _centres()).columns) == MILESTONE_COLUMNS
+    started = partnership_milestones(none, _centres(), start="2024-01", as_of="2024-12-31")
+    assert (started["cumulative_mous"] == 0).all() and len(started) == 4 * 12
+    card = programme_scorecard(_centres(), none, _survey())
+    assert (card.loc[card["metric"] == "strategic_partners", "value"] == 0).all()
 
 
 def test_milestones_with_the_shipped_plan():
