@@ -1,33 +1,50 @@
 """Clean the four contract tables, logging every change, flag and dropped row.
 
-Each ``clean_<table>`` function is ``f(frame, log, rules) -> frame``: it takes the
-text table as read, returns typed canonical columns, and appends one row per
-change to the :class:`CleaningLog`. The rules (missing codes, spellings, date
-formats, unit slips, ranges) are data in ``evalkit/rules/cleaning.yml``.
+One pipeline of steps serves every table; what it does to a table is data, the
+``tables`` section of ``evalkit/rules/cleaning.yml``: the columns in output
+order with their kind (id, centre reference, text, province, category, date,
+datetime, number, integer), the record key, the values a row cannot do without,
+and the consistency checks. The other rules (missing codes, spellings, date
+formats, unit slips, ranges) are data in the same file. The steps, in order:
 
-Personal data columns (``child_name``, ``respondent_phone``) are dropped here,
-before anything is logged, and never reach a processed table or a log.
+1. strip spaces; drop personal-data columns (never logged);
+2. drop exact duplicate rows, rows without an id, rows whose centre is unknown;
+3. type the columns a row cannot do without (province, wave); drop rows where
+   they are missing or unknown;
+4. type every other column: missing codes (reason kept), spellings, dates,
+   numbers, unit slips, ranges;
+5. consistency checks, flags for formula-like or markup text;
+6. resolve conflicting duplicates of one record key (most complete row kept,
+   the first in the file on a tie).
+
+Every step appends whole blocks to the :class:`CleaningLog` (one row per
+change, flag or dropped row); nothing is dropped or changed silently.
 """
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
-from .config import ELOM_DOMAINS, load_rules
+from .config import TABLES, load_rules
 
 __all__ = [
     "LOG_COLUMNS",
     "PERSONAL_COLUMNS",
+    "SATISFACTION_ITEMS",
     "CleaningLog",
     "CleanData",
     "normalise_key",
     "harmonise_province",
     "harmonise_category",
     "parse_dates",
+    "missing_code_reasons",
+    "formula_safe",
+    "clean_table",
     "clean_centres",
     "clean_partnerships",
     "clean_child_assessments",
@@ -35,17 +52,13 @@ __all__ = [
     "clean_all",
 ]
 
-LOG_COLUMNS = ["table", "record_id", "row", "column", "old_value", "new_value", "rule", "action"]
+#: Columns of the cleaning log (data contract, section 3), then the reason and severity.
+LOG_COLUMNS = ["table", "record_id", "row", "column", "old_value", "new_value", "rule", "action",
+               "reason", "severity"]
 
 #: Personal data declared by the contract: dropped at ingestion.
-PERSONAL_COLUMNS = {"child_assessments": ("child_name",), "parent_survey": ("respondent_phone",)}
-
-_RECORD_KEYS = {
-    "centres": ("centre_id",),
-    "partnerships": ("partnership_id",),
-    "child_assessments": ("child_id", "wave"),
-    "parent_survey": ("response_id",),
-}
+PERSONAL_COLUMNS = {table: tuple(columns)
+                    for table, columns in load_rules("cleaning")["personal_columns"].items()}
 
 SATISFACTION_ITEMS = (
     "sat_communication",
@@ -56,11 +69,37 @@ SATISFACTION_ITEMS = (
     "sat_overall",
 )
 
+_SEVERITY_BY_ACTION = {"dropped": "error", "flagged": "warning", "changed": "info"}
+_FORMULA_START = ("=", "+", "-", "@")
+_DECIMAL_FORM = r"^[+-]?(?:\d*[.,]\d*(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)$"
+_PLAIN_NUMBER = r"^[+-]?(?:\d+(?:[.,]\d*)?|[.,]\d+)(?:[eE][+-]?\d+)?$"
+
+
+def formula_safe(values: pd.Series) -> pd.Series:
+    """Prefix text a spreadsheet would run as a formula with ``'``; plain numbers are left alone.
+
+    A cell starting with ``=``, ``+``, ``-`` or ``@`` becomes a formula in Excel or
+    LibreOffice (OWASP "CSV injection"); ``-99`` is a number, not a formula.
+    """
+    text = values.astype("object").where(values.notna(), "").astype(str)
+    risky = text.str.startswith(_FORMULA_START) & ~text.str.match(_PLAIN_NUMBER)
+    return text.where(~risky, "'" + text)
+
 
 class CleaningLog:
-    """Accumulates log rows; every rule adds a whole block at once (vectorised)."""
+    """Accumulates log rows; every rule adds a whole block at once (vectorised).
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    rules : dict, optional
+        The cleaning rules (record keys and the severity of each rule); the
+        shipped ``cleaning.yml`` when not given.
+    """
+
+    def __init__(self, rules: dict | None = None) -> None:
+        rules = rules or load_rules("cleaning")
+        self._keys = {name: tuple(spec["key"]) for name, spec in rules["tables"].items()}
+        self._severity = {rule: spec["severity"] for rule, spec in rules.get("log_rules", {}).items()}
         self._parts: list[pd.DataFrame] = []
 
     def add(
@@ -74,8 +113,13 @@ class CleaningLog:
         new: pd.Series | str | None,
         rule: str,
         action: str,
+        reason: pd.Series | str | None = None,
     ) -> int:
-        """Log the rows of ``frame`` selected by ``mask``; return how many."""
+        """Log the rows of ``frame`` selected by ``mask``; return how many.
+
+        ``old``, ``new`` and ``reason`` are either one value for every row or a
+        Series aligned with ``frame``.
+        """
         mask = np.asarray(mask, dtype=bool)
         n = int(mask.sum())
         if n == 0:
@@ -84,56 +128,67 @@ class CleaningLog:
         part = pd.DataFrame(
             {
                 "table": table,
-                "record_id": _record_id(table, rows),
+                "record_id": self._record_id(table, rows),
                 "row": rows.index.to_numpy() + 1,
                 "column": column,
-                "old_value": _as_text(old, mask, n),
-                "new_value": _as_text(new, mask, n),
+                "old_value": _as_text(old, mask),
+                "new_value": _as_text(new, mask),
                 "rule": rule,
                 "action": action,
+                "reason": _as_text(reason, mask),
             }
         )
         self._parts.append(part)
         return n
 
+    def _record_id(self, table: str, rows: pd.DataFrame) -> np.ndarray:
+        keys = [k for k in self._keys.get(table, ()) if k in rows.columns]
+        if not keys:
+            return np.full(len(rows), "", dtype=object)
+        text = _format_series(rows[keys[0]])
+        for key in keys[1:]:
+            text = text + "/" + _format_series(rows[key])
+        return text.to_numpy()
+
     def to_frame(self) -> pd.DataFrame:
+        """The log as one table with :data:`LOG_COLUMNS`; text that could run as a formula is quoted."""
         if not self._parts:
-            return pd.DataFrame({c: pd.Series(dtype="str") for c in LOG_COLUMNS})
+            return pd.DataFrame({c: pd.Series(dtype="int64" if c == "row" else "str") for c in LOG_COLUMNS})
         frame = pd.concat(self._parts, ignore_index=True)
+        frame["severity"] = frame["rule"].map(self._severity).fillna(frame["action"].map(_SEVERITY_BY_ACTION))
+        for column in ("record_id", "old_value", "new_value"):
+            frame[column] = formula_safe(frame[column])
         return frame[LOG_COLUMNS]
 
 
-def _as_text(value: Any, mask: np.ndarray, n: int) -> Any:
+def _as_text(value: Any, mask: np.ndarray) -> Any:
     if value is None:
         return ""
     if isinstance(value, pd.Series):
         selected = value.loc[mask] if len(value) == len(mask) else value
-        out = selected.astype("object").where(selected.notna(), "")
-        return out.map(_format_value).to_numpy()
+        return _format_series(selected).to_numpy()
     return value
 
 
-def _format_value(value: Any) -> str:
-    if isinstance(value, pd.Timestamp):
-        return value.strftime("%Y-%m-%d")
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value)
-
-
-def _record_id(table: str, rows: pd.DataFrame) -> np.ndarray:
-    keys = [k for k in _RECORD_KEYS[table] if k in rows.columns]
-    if not keys:
-        return np.full(len(rows), "", dtype=object)
-    text = rows[keys[0]].astype(str)
-    for key in keys[1:]:
-        text = text + "/" + rows[key].astype(str)
-    return text.to_numpy()
+def _format_series(values: pd.Series) -> pd.Series:
+    """Text form of values for the log: ISO dates, whole numbers without ``.0``, blanks for missing."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        with_time = values.dt.strftime("%Y-%m-%d %H:%M:%S")
+        text = values.dt.strftime("%Y-%m-%d").where(values.dt.normalize() == values, with_time)
+        return text.astype("object").where(values.notna(), "")
+    if pd.api.types.is_float_dtype(values):
+        text = values.astype(str).str.replace(r"\.0$", "", regex=True)
+        return text.astype("object").where(values.notna(), "")
+    return values.astype("object").where(values.notna(), "").astype(str)
 
 
 @dataclass(frozen=True)
 class CleanData:
-    """Clean, typed tables plus the log and a row account per table."""
+    """Clean, typed tables plus the log and a row account per table.
+
+    ``row_counts[table]`` is ``{rows_in, rows_kept, rows_dropped, dropped_by_rule}``
+    with ``rows_in == rows_kept + rows_dropped``.
+    """
 
     tables: dict[str, pd.DataFrame]
     log: pd.DataFrame
@@ -160,346 +215,510 @@ def _lookup(variants: dict[str, list[str]]) -> dict[str, str]:
     return table
 
 
-def harmonise_province(values: pd.Series) -> pd.Series:
-    """Map every accepted spelling to the canonical province name; unknown → NA."""
+def _map_distinct(values: pd.Series, mapper: Callable[[pd.Series], pd.Series]) -> pd.Series:
+    """Apply ``mapper`` to the distinct values only (a category column has a handful)."""
+    codes, distinct = pd.factorize(values.astype(str))
+    mapped = mapper(pd.Series(distinct)).astype("object").to_numpy()
+    out = np.where(codes >= 0, mapped[np.maximum(codes, 0)] if len(mapped) else None, None)
+    result = pd.Series(out, index=values.index, dtype="object")
+    return result.where(result.notna(), pd.NA)
+
+
+def _province_of_distinct(values: pd.Series) -> pd.Series:
     provinces = load_rules("provinces")["provinces"]
     lookup = _lookup({p["name"]: [p["code"], *p["variants"]] for p in provinces})
     key = normalise_key(values)
-    mapped = key.map(lookup)
     # "Gauteng Province" → "gauteng"; the full key is tried first ("Northern Province").
-    mapped = mapped.fillna(key.str.replace(r"\s*province$", "", regex=True).map(lookup))
-    return mapped.astype("object").where(mapped.notna(), other=pd.NA)
+    return key.map(lookup).fillna(key.str.replace(r"\s*province$", "", regex=True).map(lookup))
 
 
-def harmonise_category(values: pd.Series, variable: str) -> pd.Series:
+def harmonise_province(values: pd.Series) -> pd.Series:
+    """Map every accepted spelling to the canonical province name; unknown → NA."""
+    return _map_distinct(values, _province_of_distinct)
+
+
+def harmonise_category(values: pd.Series, variable: str, rules: dict | None = None) -> pd.Series:
     """Map spelling variants of a categorical variable to canonical values; unknown → NA."""
-    variants = load_rules("cleaning")["categories"][variable]
-    lookup = _lookup(variants)
-    mapped = normalise_key(values).map(lookup)
-    return mapped.astype("object").where(mapped.notna(), other=pd.NA)
+    lookup = _lookup((rules or load_rules("cleaning"))["categories"][variable])
+    return _map_distinct(values, lambda distinct: normalise_key(distinct).map(lookup))
 
 
 def parse_dates(values: pd.Series, formats: list[str] | None = None) -> pd.Series:
     """Parse mixed day-first date formats; every value tries the formats in order."""
-    formats = formats or load_rules("cleaning")["date_formats"]
+    return _parse_dates_by_format(values, formats or load_rules("cleaning")["date_formats"])[0]
+
+
+def _parse_dates_by_format(values: pd.Series, formats: list[str]) -> tuple[pd.Series, np.ndarray]:
+    """Parsed dates and, per value, the position in ``formats`` of the format that read it (-1: none)."""
     text = values.astype(str).str.strip()
     parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
-    for fmt in formats:
-        todo = parsed.isna() & (text != "")
+    which = np.full(len(text), -1, dtype=np.int16)
+    todo = (text != "").to_numpy(dtype=bool, copy=True)
+    for position, fmt in enumerate(formats):
         if not todo.any():
             break
-        parsed.loc[todo] = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+        attempt = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+        done = attempt.notna().to_numpy()
+        rows = np.flatnonzero(todo)[done]
+        parsed.iloc[rows] = attempt[done].to_numpy()
+        which[rows] = position
+        todo[rows] = False
+    return parsed, which
+
+
+def _code_tables(rules: dict) -> tuple[dict[str, str], dict[float, str]]:
+    by_text: dict[str, str] = {}
+    by_number: dict[float, str] = {}
+    codes = {**rules.get("missing_codes_assumed", {}), **rules["missing_codes"]}
+    for code, reason in codes.items():
+        code = str(code).strip()
+        by_text.setdefault(code.upper(), str(reason))
+        try:
+            by_number.setdefault(float(code), str(reason))
+        except ValueError:
+            pass
+    return by_text, by_number
+
+
+def missing_code_reasons(text: pd.Series, rules: dict | None = None,
+                         numbers: pd.Series | None = None) -> pd.Series:
+    """The reason of each value that is a missing code (``"blank"`` for ``""``), else NA.
+
+    Text codes match without regard to case (``NA`` and ``na`` are one code);
+    numeric codes also match their decimal forms (``-99.0``, ``-99,0``).
+    ``numbers`` may pass the column already read as numbers, to save reading it again.
+    """
+    by_text, by_number = _code_tables(rules or load_rules("cleaning"))
+    text = text.astype(str).str.strip()
+    upper = text.str.upper()
+    reason = pd.Series(pd.NA, index=text.index, dtype="object")
+    hit = upper.isin(list(by_text)).to_numpy()
+    reason[hit] = upper[hit].map(by_text).to_numpy()
+    if by_number:
+        # Only a decimal form ("-99.0") can be a code that the exact text did not match.
+        todo = ~hit & text.str.match(_DECIMAL_FORM).to_numpy(dtype=bool)
+        if todo.any():
+            if numbers is None:
+                found = pd.to_numeric(text[todo].str.replace(",", ".", regex=False), errors="coerce")
+            else:
+                found = numbers[todo]
+            is_code = found.isin(list(by_number)).to_numpy()
+            todo[todo] = is_code
+            reason[todo] = found[is_code].map(by_number).to_numpy()
+    return reason.where(reason.notna(), pd.NA)
+
+
+# ------------------------------------------------------------------ column kinds
+# Each converter is f(frame, table, column, log, rules) -> typed Series, logging as it goes.
+
+
+def _text_of(frame: pd.DataFrame, column: str) -> pd.Series:
+    if column in frame.columns:
+        return frame[column]
+    return pd.Series("", index=frame.index, dtype="str")
+
+
+def _log_missing_codes(frame, table, column, text, log, rules, numbers=None) -> pd.Series:
+    """Log the missing codes of ``text`` (blanks are not logged); return the reasons."""
+    reason = missing_code_reasons(text, rules, numbers)
+    coded = (reason.notna() & (text != "")).to_numpy()
+    log.add(table, frame, coded, column=column, old=text, new="", rule="missing_code",
+            action="changed", reason=reason)
+    return reason
+
+
+def _as_text_kind(frame, table, column, log, rules) -> pd.Series:
+    text = _text_of(frame, column)
+    return text.where(text != "")
+
+
+def _as_text_with_codes(frame, table, column, log, rules) -> pd.Series:
+    text = _text_of(frame, column)
+    reason = _log_missing_codes(frame, table, column, text, log, rules)
+    return text.where(reason.isna())
+
+
+def _as_category(frame, table, column, log, rules, *, flag_unknown: bool = True) -> pd.Series:
+    text = _text_of(frame, column)
+    reason = _log_missing_codes(frame, table, column, text, log, rules)
+    mapped = harmonise_category(text, column, rules).where(reason.isna(), pd.NA)
+    changed = mapped.notna() & (mapped.astype(str) != text)
+    log.add(table, frame, changed, column=column, old=text, new=mapped, rule="harmonise_spelling",
+            action="changed")
+    if flag_unknown:
+        unknown = mapped.isna() & reason.isna()
+        log.add(table, frame, unknown, column=column, old=text, new="", rule="unknown_category",
+                action="flagged", reason="not a known value: set missing")
+    return mapped
+
+
+def _as_province(frame, table, column, log, rules, *, flag_unknown: bool = True) -> pd.Series:
+    text = _text_of(frame, column)
+    province = harmonise_province(text)
+    changed = province.notna() & (province.astype(str) != text)
+    log.add(table, frame, changed, column=column, old=text, new=province, rule="harmonise_province",
+            action="changed")
+    if flag_unknown:
+        log.add(table, frame, province.isna() & (text != ""), column=column, old=text, new="",
+                rule="unknown_category", action="flagged", reason="not a known province: set missing")
+    return province
+
+
+def _as_moment(frame, table, column, log, rules, *, iso: str) -> pd.Series:
+    text = _text_of(frame, column)
+    reason = _log_missing_codes(frame, table, column, text, log, rules)
+    todo = text.where(reason.isna(), "")
+    formats = list(rules["date_formats"])
+    parsed, which = _parse_dates_by_format(todo, formats)
+
+    serial_range = rules.get("excel_serial_dates")
+    is_serial = np.zeros(len(text), dtype=bool)
+    if serial_range:
+        candidates = (parsed.isna() & todo.str.fullmatch(r"\d{5}(?:\.0+)?")).to_numpy(dtype=bool)
+        if candidates.any():
+            numbers = pd.to_numeric(todo[candidates], errors="coerce")
+            serial_days = numbers.between(*serial_range).to_numpy()
+            is_serial[np.flatnonzero(candidates)[serial_days]] = True
+            parsed.loc[is_serial] = (pd.Timestamp("1899-12-30")
+                                     + pd.to_timedelta(numbers[serial_days], unit="D")).to_numpy()
+            log.add(table, frame, is_serial, column=column, old=text, new=parsed, rule="excel_serial_date",
+                    action="changed", reason="Excel serial day number (days since 1899-12-30)")
+
+    # A date written in another accepted format is a change of form, not of meaning; it is
+    # logged so that the audit trail is complete. A value read by the ISO format itself is
+    # canonical when it has the ISO length (zero-padded).
+    iso_width = len(pd.Timestamp("2000-01-01").strftime(iso))
+    is_iso = (which == formats.index(iso)) if iso in formats else np.zeros(len(text), dtype=bool)
+    is_iso &= (todo.str.len() == iso_width).to_numpy()
+    reformatted = (which >= 0) & ~is_iso
+    log.add(table, frame, reformatted, column=column, old=text, new=parsed, rule="date_format_to_iso",
+            action="changed")
+    bad = parsed.isna().to_numpy() & (todo != "").to_numpy()
+    log.add(table, frame, bad, column=column, old=text, new="", rule="unparseable_date", action="flagged",
+            reason="no accepted date format (day first, never month first): set missing")
+
+    bounds = rules.get("date_ranges", {}).get(column)
+    if bounds:
+        low, high = (pd.Timestamp(b) for b in bounds)
+        outside = (parsed.notna() & ((parsed < low) | (parsed > high))).to_numpy(dtype=bool)
+        log.add(table, frame, outside, column=column, old=parsed, new="", rule="date_out_of_range",
+                action="flagged", reason=f"outside [{bounds[0]}, {bounds[1]}]: set missing")
+        parsed = parsed.mask(outside)
     return parsed
 
 
-# ------------------------------------------------------------------ generic steps
+def _as_date(frame, table, column, log, rules) -> pd.Series:
+    return _as_moment(frame, table, column, log, rules, iso="%Y-%m-%d")
+
+
+def _as_datetime(frame, table, column, log, rules) -> pd.Series:
+    return _as_moment(frame, table, column, log, rules, iso="%Y-%m-%d %H:%M:%S")
+
+
+def _as_number(frame, table, column, log, rules, *, whole: bool = False) -> pd.Series:
+    """Text → float: missing codes to NA (reason kept), then unit slips and ranges."""
+    text = _text_of(frame, column)
+    has_comma = text.str.contains(",", regex=False)
+    numbers = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce").astype("float64")
+    reason = _log_missing_codes(frame, table, column, text, log, rules, numbers)
+    coded = reason.notna().to_numpy()
+    values = numbers.mask(coded)
+
+    bad_text = numbers.isna().to_numpy() & ~coded
+    log.add(table, frame, bad_text, column=column, old=text, new="", rule="not_a_number", action="flagged",
+            reason="text in a numeric column: set missing")
+    comma = has_comma.to_numpy(dtype=bool) & values.notna().to_numpy()
+    log.add(table, frame, comma, column=column, old=text, new=values, rule="decimal_comma", action="changed")
+    if whole:
+        fraction = (values.notna() & (values % 1 != 0)).to_numpy(dtype=bool)
+        log.add(table, frame, fraction, column=column, old=values, new="", rule="not_a_whole_number",
+                action="flagged", reason="a count or rating must be a whole number: set missing")
+        values = values.mask(fraction)
+    values = _apply_unit_slips(frame, table, column, values, log, rules)
+    return _apply_range(frame, table, column, values, log, rules)
+
+
+def _as_integer(frame, table, column, log, rules) -> pd.Series:
+    return _as_number(frame, table, column, log, rules, whole=True)
+
+
+def _apply_unit_slips(frame: pd.DataFrame, table: str, column: str, values: pd.Series,
+                      log: CleaningLog, rules: dict) -> pd.Series:
+    rule = rules.get("unit_slips", {}).get(column)
+    if rule is None:
+        return values
+    low, high = rule["plausible"]
+    corrected = values / rule["divide_by"]
+    slip = ((values > rule["above"]) & corrected.between(low, high)).to_numpy(dtype=bool)
+    log.add(table, frame, slip, column=column, old=values, new=corrected, rule="unit_slip", action="changed",
+            reason=f"value above {rule['above']} divided by {rule['divide_by']}")
+    return values.mask(slip, corrected)
+
+
+def _apply_range(frame: pd.DataFrame, table: str, column: str, values: pd.Series,
+                 log: CleaningLog, rules: dict) -> pd.Series:
+    bounds = rules.get("ranges", {}).get(column)
+    if bounds is None:
+        return values
+    low, high = bounds
+    outside = (values.notna() & ~values.between(low, high)).to_numpy(dtype=bool)
+    log.add(table, frame, outside, column=column, old=values, new="", rule="out_of_range", action="flagged",
+            reason=f"outside [{low}, {high}]: set missing")
+    return values.mask(outside)
+
+
+_CONVERTERS: dict[str, Callable[..., pd.Series]] = {
+    "id": _as_text_kind,
+    "centre_ref": _as_text_kind,
+    "text": _as_text_with_codes,
+    "province": _as_province,
+    "category": _as_category,
+    "date": _as_date,
+    "datetime": _as_datetime,
+    "number": _as_number,
+    "integer": _as_integer,
+}
+_TEXT_KINDS = ("id", "centre_ref", "text")
+_HARMONISE_RULE = {"province": "harmonise_province", "category": "harmonise_spelling"}
+_OPERATORS = {">": operator.gt, ">=": operator.ge, "<": operator.lt, "<=": operator.le,
+              "==": operator.eq, "!=": operator.ne}
+
+
+# ------------------------------------------------------------------ row-level steps
 
 
 def _strip_text(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.apply(lambda col: col.astype(str).str.strip())
 
 
-def _drop_personal(frame: pd.DataFrame, table: str) -> pd.DataFrame:
-    personal = [c for c in PERSONAL_COLUMNS.get(table, ()) if c in frame.columns]
-    return frame.drop(columns=personal)
+def _drop_personal(frame: pd.DataFrame, table: str, rules: dict) -> pd.DataFrame:
+    declared = rules.get("personal_columns", {}).get(table, ())
+    return frame.drop(columns=[c for c in declared if c in frame.columns])
 
 
 def _drop_exact_duplicates(frame: pd.DataFrame, table: str, log: CleaningLog) -> pd.DataFrame:
-    # Duplicates are judged on the whole raw row, personal columns included,
-    # but only the record id is logged.
-    dup = frame.duplicated(keep="first")
-    log.add(table, frame, dup, column="", old=None, new=None, rule="exact_duplicate_row", action="dropped")
+    # Judged on the whole row as read (personal columns are gone by now); only the id is logged.
+    # Hashing finds the candidates fast; the exact comparison decides.
+    hashed = pd.util.hash_pandas_object(frame, index=False)
+    candidates = hashed.duplicated(keep=False).to_numpy()
+    dup = np.zeros(len(frame), dtype=bool)
+    if candidates.any():
+        dup[candidates] = frame.loc[candidates].duplicated(keep="first").to_numpy()
+    log.add(table, frame, dup, column="", old=None, new=None, rule="exact_duplicate_row", action="dropped",
+            reason="repeats an earlier row exactly")
     return frame.loc[~dup]
 
 
 def _drop_blank_ids(frame: pd.DataFrame, table: str, id_column: str, log: CleaningLog) -> pd.DataFrame:
-    blank = frame[id_column].astype(str).str.strip() == ""
-    log.add(table, frame, blank, column=id_column, old=None, new=None, rule="missing_record_id", action="dropped")
+    blank = (_text_of(frame, id_column) == "").to_numpy()
+    log.add(table, frame, blank, column=id_column, old=None, new=None, rule="missing_record_id",
+            action="dropped", reason=f"{id_column} is blank")
     return frame.loc[~blank]
 
 
-def _to_numeric(frame: pd.DataFrame, table: str, column: str, log: CleaningLog, rules: dict) -> pd.Series:
-    """Text → float, turning missing codes into NA with the reason logged."""
-    if column not in frame.columns:
-        return pd.Series(np.nan, index=frame.index, dtype="float64")
-    text = frame[column].astype(str).str.strip()
-    numbers = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce")
-    result = numbers.astype("float64")
-    codes: dict[str, str] = {}
-    for key, reason in rules["missing_codes"].items():
-        # Codes are matched without regard to case, so "NA" and "na" are one code.
-        if str(key).upper() not in {c.upper() for c in codes}:
-            codes[str(key)] = str(reason)
-    for code, reason in codes.items():
-        if code == "":
-            continue
-        try:
-            code_number = float(code)
-        except ValueError:
-            hit = text.str.upper() == code.upper()
-        else:
-            hit = numbers == code_number
-        hit = hit.fillna(False).to_numpy(dtype=bool)
-        if hit.any():
-            log.add(table, frame, hit, column=column, old=text, new="",
-                    rule=f"missing_code {code} ({reason})", action="changed")
-            result[hit] = np.nan
-    bad_text = numbers.isna().to_numpy() & (text != "").to_numpy()
-    bad_text &= ~text.str.upper().isin([c.upper() for c in codes]).to_numpy()
-    log.add(table, frame, bad_text, column=column, old=text, new="",
-            rule="not_a_number", action="flagged")
-    return result
+def _drop_unknown_centres(frame, table, column: str, known: pd.Index, log: CleaningLog) -> pd.DataFrame:
+    unknown = ~_text_of(frame, column).isin(known)
+    log.add(table, frame, unknown, column=column, old=frame.get(column), new="",
+            rule="centre_id_not_in_centres", action="dropped", reason="centre not in the clean centres table")
+    return frame.loc[~unknown.to_numpy()]
 
 
-def _apply_unit_slips(frame: pd.DataFrame, table: str, column: str, values: pd.Series,
-                      log: CleaningLog, rules: dict) -> pd.Series:
-    rule = rules["unit_slips"].get(column)
-    if rule is None:
-        return values
-    low, high = rule["plausible"]
-    corrected = values / rule["divide_by"]
-    slip = (values > rule["above"]) & corrected.between(low, high)
-    slip = slip.fillna(False).to_numpy(dtype=bool)
-    log.add(table, frame, slip, column=column, old=values, new=corrected,
-            rule=f"unit_slip: value above {rule['above']} divided by {rule['divide_by']}",
-            action="changed")
-    values = values.copy()
-    values[slip] = corrected[slip]
-    return values
-
-
-def _apply_range(frame: pd.DataFrame, table: str, column: str, values: pd.Series,
-                 log: CleaningLog, rules: dict) -> pd.Series:
-    bounds = rules["ranges"].get(column)
-    if bounds is None:
-        return values
-    low, high = bounds
-    out = (values.notna() & ~values.between(low, high)).to_numpy(dtype=bool)
-    log.add(table, frame, out, column=column, old=values, new="",
-            rule=f"out_of_range [{low}, {high}]: set missing", action="changed")
-    values = values.copy()
-    values[out] = np.nan
-    return values
-
-
-def _numeric_columns(frame, table, columns, log, rules) -> pd.DataFrame:
-    result = {}
+def _flag_unsafe_text(out: pd.DataFrame, table: str, columns: list[str], log: CleaningLog,
+                      rules: dict) -> None:
+    safety = rules.get("text_safety", {})
+    starts = tuple(safety.get("formula_starts", _FORMULA_START))
+    pattern = safety.get("markup_pattern")
     for column in columns:
-        values = _to_numeric(frame, table, column, log, rules)
-        values = _apply_unit_slips(frame, table, column, values, log, rules)
-        result[column] = _apply_range(frame, table, column, values, log, rules)
-    return pd.DataFrame(result, index=frame.index)
+        text = out[column].astype(str).where(out[column].notna(), "")
+        formula = text.str.startswith(starts).to_numpy(dtype=bool, copy=True)
+        if formula.any():
+            formula[formula] = ~text[formula].str.match(_PLAIN_NUMBER).to_numpy()
+        log.add(table, out, formula, column=column, old=text, new=None, rule="formula_like_text",
+                action="flagged", reason="starts like a spreadsheet formula: kept as text")
+        markup = text.str.contains("<", regex=False).to_numpy(dtype=bool, copy=True)
+        if pattern and markup.any():
+            markup[markup] = text[markup].str.contains(pattern, regex=True).to_numpy()
+            log.add(table, out, markup, column=column, old=text, new=None, rule="markup_in_text",
+                    action="flagged", reason="contains HTML-like markup: kept as text, shown escaped")
 
 
-def _category(frame, table, column, log, *, variable: str | None = None) -> pd.Series:
-    if column not in frame.columns:
-        return pd.Series(pd.NA, index=frame.index, dtype="object")
-    text = frame[column].astype(str)
-    mapped = harmonise_category(text, variable or column)
-    changed = mapped.notna() & (mapped.astype(str) != text)
-    log.add(table, frame, changed, column=column, old=text, new=mapped,
-            rule="harmonise_spelling", action="changed")
-    unknown = mapped.isna() & (text.str.strip() != "")
-    log.add(table, frame, unknown, column=column, old=text, new="",
-            rule="unknown_category: set missing", action="flagged")
-    return mapped
+def _run_checks(out: pd.DataFrame, table: str, checks: list[dict], log: CleaningLog) -> pd.DataFrame:
+    for check in checks:
+        left, op, right = check["when"]
+        if left not in out.columns or right not in out.columns:
+            continue
+        fires = _OPERATORS[op](out[left], out[right]).fillna(False).to_numpy(dtype=bool)
+        if not fires.any():
+            continue
+        set_missing = list(check.get("set_missing", []))
+        fired = out.loc[fires]
+        action_note = f": {', '.join(set_missing)} set missing" if set_missing else ": values kept"
+        detail = (f"{left} " + _format_series(fired[left]) + f" {op} {right} " + _format_series(fired[right])
+                  + action_note)
+        log.add(table, out, fires, column=left, old=out[left], new="" if left in set_missing else None,
+                rule=check["rule"], action="flagged", reason=detail.reindex(out.index))
+        out = out.copy()
+        for column in set_missing:
+            out[column] = out[column].mask(fires)
+    return out
 
 
-def _dates(frame, table, column, log, rules) -> pd.Series:
-    if column not in frame.columns:
-        return pd.Series(pd.NaT, index=frame.index, dtype="datetime64[ns]")
-    text = frame[column].astype(str).str.strip()
-    parsed = parse_dates(text, rules["date_formats"])
-    reformatted = parsed.notna() & (parsed.dt.strftime("%Y-%m-%d") != text)
-    # A date written in another accepted format is a change of form, not of meaning;
-    # it is logged so that the audit trail is complete.
-    log.add(table, frame, reformatted, column=column, old=text, new=parsed,
-            rule="date_format_to_iso", action="changed")
-    bad = parsed.isna() & (text != "") & ~text.str.upper().isin(["NA", "N/A"])
-    log.add(table, frame, bad, column=column, old=text, new="",
-            rule="unparseable_date: set missing", action="flagged")
-    return parsed
+def _resolve_conflicting_duplicates(out: pd.DataFrame, table: str, key: list[str],
+                                    log: CleaningLog) -> pd.DataFrame:
+    """Keep one row per record key: the most complete, the first in the file on a tie."""
+    clash = out.duplicated(key, keep=False).to_numpy()
+    if not clash.any():
+        return out
+    rows = out.loc[clash]
+    ranked = rows[key].assign(_complete=rows.notna().sum(axis=1).to_numpy(), _position=np.arange(len(rows)))
+    ranked = ranked.sort_values([*key, "_complete", "_position"],
+                                ascending=[True] * len(key) + [False, True], kind="stable")
+    keep_index = ranked.drop_duplicates(key, keep="first").index
+    dropped = rows.loc[~rows.index.isin(keep_index)]
 
-
-def _drop_unknown_centres(frame, table, known: pd.Index, log: CleaningLog) -> pd.DataFrame:
-    unknown = ~frame["centre_id"].isin(known)
-    log.add(table, frame, unknown, column="centre_id", old=frame["centre_id"], new="",
-            rule="centre_id_not_in_centres", action="dropped")
-    return frame.loc[~unknown]
+    kept = rows.loc[keep_index]
+    partner = dropped[key].merge(kept[key].assign(_kept=keep_index.to_numpy()), on=key, how="left")["_kept"]
+    kept_rows = out.loc[partner.to_numpy()]
+    differs = pd.Series("", index=dropped.index, dtype="object")
+    for column in out.columns.difference(key, sort=False):
+        same = _format_series(dropped[column]).to_numpy() == _format_series(kept_rows[column]).to_numpy()
+        differs = differs + np.where(same, "", column + " ")
+    more_complete = (kept_rows.notna().sum(axis=1).to_numpy() > dropped.notna().sum(axis=1).to_numpy())
+    why = np.where(more_complete, "the more complete", "the first in the file")
+    reason = ("same " + "/".join(key) + " as row " + (partner.astype(int) + 1).astype(str).to_numpy()
+              + ", which was kept (" + why + "); differs in: " + differs.str.strip().str.replace(" ", ", "))
+    mask = out.index.isin(dropped.index)
+    log.add(table, out, mask, column="", old=None, new=None, rule="conflicting_duplicate",
+            action="dropped", reason=pd.Series(reason, index=dropped.index).reindex(out.index))
+    return out.loc[~mask]
 
 
 # ---------------------------------------------------------------------- tables
 
 
+def clean_table(raw: pd.DataFrame, table: str, log: CleaningLog, rules: dict | None = None,
+                centre_ids: pd.Index | None = None) -> pd.DataFrame:
+    """Clean one contract table by the steps its rules declare.
+
+    Parameters
+    ----------
+    raw : DataFrame
+        The table as read: text columns, canonical names, one row per input row.
+    table : str
+        Its name in the contract (``centres``, ``partnerships``, ...).
+    log : CleaningLog
+        Receives one row per change, flag and dropped row.
+    rules : dict, optional
+        Cleaning rules; the shipped ``cleaning.yml`` when not given.
+    centre_ids : Index, optional
+        Clean centre ids; rows whose centre is not among them are dropped.
+        Not checked when not given.
+
+    Returns
+    -------
+    DataFrame
+        Typed canonical columns in the order of ``rules["tables"][table]["columns"]``,
+        indexed by the input row position.
+    """
+    rules = rules or load_rules("cleaning")
+    spec = rules["tables"][table]
+    kinds: dict[str, str] = dict(spec["columns"])
+    key = list(spec["key"])
+
+    frame = _strip_text(raw)
+    frame = _drop_personal(frame, table, rules)
+    frame = _drop_exact_duplicates(frame, table, log)
+    for column in (c for c, kind in kinds.items() if kind == "id"):
+        frame = _drop_blank_ids(frame, table, column, log)
+    if centre_ids is not None:
+        for column in (c for c, kind in kinds.items() if kind == "centre_ref"):
+            frame = _drop_unknown_centres(frame, table, column, centre_ids, log)
+
+    # Rows without a usable value where one is required are dropped first, so that nothing
+    # else is logged for them; a silent pass finds them.
+    typed: dict[str, pd.Series] = {}
+    for column, rule in spec.get("required_values", {}).items():
+        kind = kinds[column]
+        values = _CONVERTERS[kind](frame, table, column, CleaningLog(rules), rules, flag_unknown=False)
+        lost = values.isna().to_numpy()
+        log.add(table, frame, lost, column=column, old=_text_of(frame, column), new="", rule=rule,
+                action="dropped", reason=f"{column} is missing or unknown: never guessed")
+        frame, values = frame.loc[~lost], values.loc[~lost]
+        typed = {c: v.loc[~lost] for c, v in typed.items()}
+        text = _text_of(frame, column)
+        if column in key:
+            # Later log rows name the record by its canonical key (the wave "baseline", not "BL").
+            frame = frame.assign(**{column: values.astype(str)})
+        log.add(table, frame, values.astype(str) != text, column=column, old=text, new=values,
+                rule=_HARMONISE_RULE[kind], action="changed")
+        typed[column] = values
+    for column, kind in kinds.items():
+        if column not in typed:
+            typed[column] = _CONVERTERS[kind](frame, table, column, log, rules)
+    out = pd.DataFrame(typed, index=frame.index)[list(kinds)]
+
+    for column, rule in spec.get("flag_when_missing", {}).items():
+        log.add(table, out, out[column].isna(), column=column, old=None, new=None, rule=rule,
+                action="flagged", reason=f"{column} is missing")
+    out = _run_checks(out, table, spec.get("checks", []), log)
+    _flag_unsafe_text(out, table, [c for c, kind in kinds.items() if kind in _TEXT_KINDS], log, rules)
+    return _resolve_conflicting_duplicates(out, table, key, log)
+
+
 def clean_centres(raw: pd.DataFrame, log: CleaningLog, rules: dict | None = None) -> pd.DataFrame:
     """Clean the centres table: one row per centre with canonical province and categories."""
-    rules = rules or load_rules("cleaning")
-    table = "centres"
-    frame = _strip_text(raw)
-    frame = _drop_exact_duplicates(frame, table, log)
-    frame = _drop_blank_ids(frame, table, "centre_id", log)
-    dup_id = frame["centre_id"].duplicated(keep="first")
-    log.add(table, frame, dup_id, column="centre_id", old=None, new=None,
-            rule="duplicate_centre_id: kept the first row", action="dropped")
-    frame = frame.loc[~dup_id]
-
-    province = harmonise_province(frame["province"])
-    changed = province.notna() & (province.astype(str) != frame["province"])
-    log.add(table, frame, changed, column="province", old=frame["province"], new=province,
-            rule="harmonise_province", action="changed")
-    unknown = province.isna()
-    log.add(table, frame, unknown, column="province", old=frame["province"], new="",
-            rule="unknown_province: never guessed, centre excluded", action="dropped")
-
-    out = pd.DataFrame(index=frame.index)
-    out["centre_id"] = frame["centre_id"]
-    out["centre_name"] = frame.get("centre_name", pd.Series("", index=frame.index))
-    out["province"] = province
-    out["district"] = frame.get("district", pd.Series("", index=frame.index)).replace("", pd.NA)
-    for column in ("setting", "registration_status", "fee_band", "feedback_channel"):
-        out[column] = _category(frame, table, column, log)
-    numbers = _numeric_columns(frame, table,
-                               ["enrolment", "practitioners", "practitioners_trained", "parent_events"],
-                               log, rules)
-    out = out.join(numbers)
-    over = (numbers["practitioners_trained"] > numbers["practitioners"]).to_numpy(dtype=bool)
-    log.add(table, frame, over, column="practitioners_trained", old=numbers["practitioners_trained"],
-            new=None, rule="trained_exceeds_practitioners", action="flagged")
-    return out.loc[~unknown.to_numpy()]
+    return clean_table(raw, "centres", log, rules)
 
 
 def clean_partnerships(raw: pd.DataFrame, log: CleaningLog, centre_ids: pd.Index,
                        rules: dict | None = None) -> pd.DataFrame:
     """Clean the partnerships (MOUs) table."""
-    rules = rules or load_rules("cleaning")
-    table = "partnerships"
-    frame = _strip_text(raw)
-    frame = _drop_exact_duplicates(frame, table, log)
-    frame = _drop_blank_ids(frame, table, "partnership_id", log)
-    dup_id = frame["partnership_id"].duplicated(keep="first")
-    log.add(table, frame, dup_id, column="partnership_id", old=None, new=None,
-            rule="duplicate_partnership_id: kept the first row", action="dropped")
-    frame = frame.loc[~dup_id]
-    frame = _drop_unknown_centres(frame, table, centre_ids, log)
-
-    out = pd.DataFrame(index=frame.index)
-    out["partnership_id"] = frame["partnership_id"]
-    out["centre_id"] = frame["centre_id"]
-    out["partner_name"] = frame.get("partner_name", pd.Series("", index=frame.index))
-    out["partner_type"] = _category(frame, table, "partner_type", log)
-    out["mou_signed_date"] = _dates(frame, table, "mou_signed_date", log, rules)
-    out["status"] = _category(frame, table, "status", log)
-    no_date = out["mou_signed_date"].isna().to_numpy()
-    log.add(table, frame, no_date, column="mou_signed_date", old=None, new=None,
-            rule="mou_date_missing: cannot count towards treatment", action="flagged")
-    return out
+    return clean_table(raw, "partnerships", log, rules, centre_ids)
 
 
 def clean_child_assessments(raw: pd.DataFrame, log: CleaningLog, centre_ids: pd.Index,
                             rules: dict | None = None) -> pd.DataFrame:
     """Clean child assessments: one row per child per wave, personal data removed."""
-    rules = rules or load_rules("cleaning")
-    table = "child_assessments"
-    frame = _strip_text(raw)
-    frame = _drop_exact_duplicates(frame, table, log)
-    frame = _drop_personal(frame, table)
-    frame = _drop_blank_ids(frame, table, "child_id", log)
-    frame = _drop_unknown_centres(frame, table, centre_ids, log)
-
-    wave = _category(frame, table, "wave", log)
-    no_wave = wave.isna().to_numpy()
-    log.add(table, frame, no_wave, column="wave", old=frame["wave"], new="",
-            rule="unknown_wave: row cannot be placed", action="dropped")
-    # Later log rows name the record by its canonical wave.
-    frame = frame.assign(wave=wave.astype("object").where(wave.notna(), frame["wave"]))
-
-    out = pd.DataFrame(index=frame.index)
-    out["child_id"] = frame["child_id"]
-    out["centre_id"] = frame["centre_id"]
-    out["wave"] = wave
-    out["assessment_date"] = _dates(frame, table, "assessment_date", log, rules)
-    out["date_of_birth"] = _dates(frame, table, "date_of_birth", log, rules)
-    out["sex"] = _category(frame, table, "sex", log)
-    numeric = [*ELOM_DOMAINS, "height_cm", "weight_kg", "days_attended", "days_possible"]
-    out = out.join(_numeric_columns(frame, table, numeric, log, rules))
-    out["assessor_id"] = frame.get("assessor_id", pd.Series("", index=frame.index)).replace("", pd.NA)
-
-    born_after = (out["date_of_birth"] > out["assessment_date"]).to_numpy(dtype=bool)
-    log.add(table, out, born_after, column="date_of_birth", old=out["date_of_birth"], new="",
-            rule="birth_after_assessment: date of birth set missing", action="flagged")
-    out.loc[born_after, "date_of_birth"] = pd.NaT
-    over = (out["days_attended"] > out["days_possible"]).to_numpy(dtype=bool)
-    log.add(table, out, over, column="days_attended", old=out["days_attended"], new="",
-            rule="attended_exceeds_possible: attendance set missing", action="flagged")
-    out.loc[over, ["days_attended", "days_possible"]] = np.nan
-
-    out = out.loc[~no_wave]
-    return _resolve_conflicting_duplicates(out, log)
-
-
-def _resolve_conflicting_duplicates(frame: pd.DataFrame, log: CleaningLog) -> pd.DataFrame:
-    """Keep one record per child and wave: the most complete, the first on a tie."""
-    completeness = frame.notna().sum(axis=1)
-    order = pd.DataFrame({"completeness": completeness, "position": np.arange(len(frame))},
-                         index=frame.index)
-    ranked = frame[["child_id", "wave"]].join(order).sort_values(
-        ["child_id", "wave", "completeness", "position"], ascending=[True, True, False, True])
-    keep_index = ranked.drop_duplicates(["child_id", "wave"], keep="first").index
-    dropped = ~frame.index.isin(keep_index)
-    log.add("child_assessments", frame, dropped, column="", old=None, new=None,
-            rule="conflicting_duplicate_child_wave: kept the most complete record (first in file on a tie)",
-            action="dropped")
-    return frame.loc[~dropped]
+    return clean_table(raw, "child_assessments", log, rules, centre_ids)
 
 
 def clean_parent_survey(raw: pd.DataFrame, log: CleaningLog, centre_ids: pd.Index,
                         rules: dict | None = None) -> pd.DataFrame:
     """Clean the parent satisfaction survey, phone numbers removed."""
-    rules = rules or load_rules("cleaning")
-    table = "parent_survey"
-    frame = _strip_text(raw)
-    frame = _drop_exact_duplicates(frame, table, log)
-    frame = _drop_personal(frame, table)
-    frame = _drop_blank_ids(frame, table, "response_id", log)
-    dup_id = frame["response_id"].duplicated(keep="first")
-    log.add(table, frame, dup_id, column="response_id", old=None, new=None,
-            rule="duplicate_response_id: kept the first row", action="dropped")
-    frame = frame.loc[~dup_id]
-    frame = _drop_unknown_centres(frame, table, centre_ids, log)
-
-    out = pd.DataFrame(index=frame.index)
-    out["response_id"] = frame["response_id"]
-    out["centre_id"] = frame["centre_id"]
-    out["submission_time"] = _dates(frame, table, "submission_time", log, rules)
-    out = out.join(_numeric_columns(frame, table, [*SATISFACTION_ITEMS, "recommend"], log, rules))
-    return out
+    return clean_table(raw, "parent_survey", log, rules, centre_ids)
 
 
 def clean_all(raw_tables: dict[str, pd.DataFrame], rules: dict | None = None) -> CleanData:
-    """Clean every table and account for every input row."""
+    """Clean every table and account for every input row.
+
+    Parameters
+    ----------
+    raw_tables : dict of DataFrame
+        The four contract tables as read (:attr:`evalkit.readers.RawData.tables`).
+    rules : dict, optional
+        Cleaning rules; pass :attr:`evalkit.readers.RawData.rules` so that a
+        codebook's missing codes and ranges apply. The shipped ``cleaning.yml``
+        when not given.
+    """
     rules = rules or load_rules("cleaning")
-    log = CleaningLog()
-    centres = clean_centres(raw_tables["centres"], log, rules)
-    known = pd.Index(centres["centre_id"])
-    tables = {
-        "centres": centres,
-        "partnerships": clean_partnerships(raw_tables["partnerships"], log, known, rules),
-        "child_assessments": clean_child_assessments(raw_tables["child_assessments"], log, known, rules),
-        "parent_survey": clean_parent_survey(raw_tables["parent_survey"], log, known, rules),
-    }
+    log = CleaningLog(rules)
+    tables = {"centres": clean_table(raw_tables["centres"], "centres", log, rules)}
+    known = pd.Index(tables["centres"]["centre_id"])
+    for name in TABLES:
+        if name != "centres":
+            tables[name] = clean_table(raw_tables[name], name, log, rules, known)
     log_frame = log.to_frame()
+    dropped_rows = log_frame[log_frame["action"] == "dropped"]
     counts = {}
     for name, clean in tables.items():
-        dropped = log_frame[(log_frame["table"] == name) & (log_frame["action"] == "dropped")]
-        by_rule = dropped.groupby("rule").size().astype(int).to_dict()
+        dropped = dropped_rows[dropped_rows["table"] == name]
         counts[name] = {
             "rows_in": int(len(raw_tables[name])),
             "rows_kept": int(len(clean)),
             "rows_dropped": int(len(dropped)),
-            "dropped_by_rule": by_rule,
+            "dropped_by_rule": {str(k): int(v) for k, v in dropped.groupby("rule").size().items()},
         }
         if counts[name]["rows_in"] != counts[name]["rows_kept"] + counts[name]["rows_dropped"]:
             raise AssertionError(f"row account does not balance for {name}: {counts[name]}")
-    for name, clean in tables.items():
         tables[name] = clean.reset_index(drop=True)
     return CleanData(tables=tables, log=log_frame, row_counts=counts)
