@@ -754,7 +754,7 @@ def forest_svg(rows: list[dict[str, Any]], *, unit: str, label: str) -> str:
     drawable = [r for r in rows if all(_isnum(r.get(k)) for k in ("estimate", "low", "high"))]
     lows = [float(r["low"]) for r in drawable] + [0.0]
     highs = [float(r["high"]) for r in drawable] + [0.0]
-    ticks = _nice_ticks(min(lows), max(highs), 5)
+    ticks = _nice_ticks(min(lows), max(highs), 5) if drawable else [-1.0, 0.0, 1.0]
     lo, hi = ticks[0], ticks[-1]
     left = label_w + 6
     x = lambda v: left + (float(v) - lo) / (hi - lo) * (right - left)  # noqa: E731
