@@ -31,6 +31,7 @@ __all__ = [
     "LIKERT_ITEMS",
     "RECOMMEND_ITEM",
     "OVERALL_ITEM",
+    "NPS_ITEM",
     "ITEM_LABELS",
     "SATISFACTION_COLUMNS",
     "CENTRE_SATISFACTION_COLUMNS",
@@ -51,6 +52,8 @@ LIKERT_ITEMS: tuple[str, ...] = SATISFACTION_ITEMS
 RECOMMEND_ITEM = "recommend"
 #: Name of the pooled row of all Likert items.
 OVERALL_ITEM = "overall"
+#: Name of the net promoter score row (computed from ``recommend``).
+NPS_ITEM = "nps"
 
 LIKERT_VALID = (1.0, 2.0, 3.0, 4.0, 5.0)
 TOP_BOX_FROM = 4.0          # top-2-box: 4 ("satisfied") and 5 ("very satisfied")
@@ -66,7 +69,7 @@ ITEM_LABELS = {
     "sat_responsiveness": "Responsiveness to concerns",
     "sat_overall": "Overall satisfaction (single item)",
     OVERALL_ITEM: "All items pooled (customer service score)",
-    RECOMMEND_ITEM: "Likelihood to recommend (net promoter score)",
+    NPS_ITEM: "Net promoter score (likelihood to recommend, 0-10)",
 }
 
 _COUNT_COLUMNS = ["n_responses", "n_valid", "n_top2", "top2_pct", "mean_score",
@@ -138,8 +141,9 @@ def satisfaction_summary(responses: pd.DataFrame, by: list[str]) -> pd.DataFrame
     -------
     DataFrame with ``by``, ``item`` and the counts: one row per group and Likert
     item, one ``overall`` row (all Likert answers pooled: the customer service
-    score and the mean index) and one ``recommend`` row (the NPS). Columns that do
-    not apply to a row are NaN (``top2_pct`` of ``recommend``, ``nps`` of items).
+    score and the mean index) and one ``nps`` row (from ``recommend``: ``nps``,
+    ``n_promoters``, ``n_detractors``). Columns that do not apply to a row are
+    NaN (``top2_pct`` and ``mean_score`` of ``nps``, ``nps`` of the items).
     ``n_responses`` counts responses in the group, ``n_valid`` valid answers.
     """
     by = list(by)
@@ -176,14 +180,14 @@ def satisfaction_summary(responses: pd.DataFrame, by: list[str]) -> pd.DataFrame
                         "is_detractor": rec_valid & (rec <= DETRACTOR_UP_TO)})
     nps = nps.groupby(key).agg(n_valid=("is_valid", "sum"), n_promoters=("is_promoter", "sum"),
                                n_detractors=("is_detractor", "sum")).reset_index()
-    nps["item"] = RECOMMEND_ITEM
+    nps["item"] = NPS_ITEM
     nps["nps"] = _ratio(nps["n_promoters"] - nps["n_detractors"], nps["n_valid"], 100.0)
 
     out = pd.concat([likert.drop(columns="score_sum"), nps], ignore_index=True)
     out["n_responses"] = out[key].map(n_responses).astype("int64")
     for column in ("n_valid", "n_top2", "n_promoters", "n_detractors"):
         out[column] = out[column].astype("Int64")
-    order = {item: i for i, item in enumerate((*LIKERT_ITEMS, OVERALL_ITEM, RECOMMEND_ITEM))}
+    order = {item: i for i, item in enumerate((*LIKERT_ITEMS, OVERALL_ITEM, NPS_ITEM))}
     out = out.assign(_order=out["item"].map(order)).sort_values([key, "_order"])
     out = groups.merge(out, on=key, how="inner").drop(columns=[key, "_order"])
     return out[[*by, "item", *_COUNT_COLUMNS]].reset_index(drop=True)
@@ -210,7 +214,8 @@ def satisfaction_table(parent_survey: pd.DataFrame, centres: pd.DataFrame,
     Rows per region and arm: each Likert item (``top2_pct`` = customer service
     score of the item, ``mean_score`` = its mean 1–5 answer), ``overall`` (all
     items pooled: the customer service score and the satisfaction mean index) and
-    ``recommend`` (``nps``, ``n_promoters``, ``n_detractors``). Columns:
+    ``nps`` (the net promoter score in column ``nps``, with ``n_promoters`` and
+    ``n_detractors``; ``n_valid`` = valid ``recommend`` answers). Columns:
     :data:`SATISFACTION_COLUMNS`.
     """
     frame = responses_with_groups(parent_survey, centres, treatment, level=level)
@@ -230,7 +235,7 @@ def centre_satisfaction(parent_survey: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame({c: pd.Series(dtype="float64") for c in CENTRE_SATISFACTION_COLUMNS})
     summary = satisfaction_summary(parent_survey, ["centre_id"])
     overall = summary.loc[summary["item"] == OVERALL_ITEM].set_index("centre_id")
-    rec = summary.loc[summary["item"] == RECOMMEND_ITEM].set_index("centre_id")
+    rec = summary.loc[summary["item"] == NPS_ITEM].set_index("centre_id")
     out = pd.DataFrame({
         "n_responses": overall["n_responses"],
         "n_valid_answers": overall["n_valid"].astype("int64"),

@@ -57,16 +57,16 @@ def _survey() -> pd.DataFrame:
 def test_summary_items_pooled_overall_and_nps():
     out = satisfaction_summary(_survey(), [])
     rows = out.set_index("item")
-    assert list(rows.index) == [*LIKERT_ITEMS, "overall", "recommend"]
+    assert list(rows.index) == [*LIKERT_ITEMS, "overall", "nps"]
     assert rows.loc["sat_safety", "n_valid"] == 2 and rows.loc["sat_safety", "top2_pct"] == 50.0
     assert rows.loc["sat_learning", "mean_score"] == pytest.approx(3.0)
     # overall: 5 + 5 + 6 = 16 valid answers, 4 + 4 + 3 = 11 top-2, summing to 20 + 21 + 19
     assert rows.loc["overall", "n_valid"] == 16 and rows.loc["overall", "n_top2"] == 11
     assert rows.loc["overall", "top2_pct"] == pytest.approx(68.75)
     assert rows.loc["overall", "mean_score"] == pytest.approx(3.75)
-    assert rows.loc["recommend", "n_valid"] == 3
-    assert rows.loc["recommend", "nps"] == pytest.approx(0.0)  # one promoter, one detractor
-    assert np.isnan(rows.loc["recommend", "top2_pct"]) and np.isnan(rows.loc["overall", "nps"])
+    assert rows.loc["nps", "n_valid"] == 3
+    assert rows.loc["nps", "nps"] == pytest.approx(0.0)  # one promoter, one detractor
+    assert np.isnan(rows.loc["nps", "top2_pct"]) and np.isnan(rows.loc["overall", "nps"])
     assert (out["n_responses"] == 4).all()  # r4 answered nothing but is a response
 
 
