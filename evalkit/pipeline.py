@@ -23,10 +23,12 @@ from .cleaning import clean_all
 from .config import DATA_PROCESSED, DATA_RAW, REPORTS
 from .errors import InputError
 from .estimation import ESTIMATE_COLUMNS, estimate_ancova
-from .indicators import build_child_outcomes
+from .indicators import build_child_outcomes, centre_outcomes, region_indicators
 from .outputs import (OutputLock, Staging, code_fingerprint, frame_digest, hash_json, input_file_hashes,
                       read_manifest, write_csv, write_json, write_parquet)
 from .readers import read_data_folder
+from .satisfaction import satisfaction_table
+from .scorecard import partnership_milestones, programme_scorecard
 from .treatment import derive_treatment
 
 __all__ = ["RunResult", "Prepared", "prepare", "run", "slugify", "region_indicators"]
@@ -49,6 +51,10 @@ class Prepared:
     treatment: pd.DataFrame
     estimates: pd.DataFrame
     indicators: pd.DataFrame
+    centre_outcomes: pd.DataFrame
+    satisfaction: pd.DataFrame
+    scorecard: pd.DataFrame
+    milestones: pd.DataFrame
     log: pd.DataFrame
     row_counts: dict
     input_hashes: dict[str, str]
@@ -57,7 +63,8 @@ class Prepared:
 
     def results_tables(self) -> dict[str, pd.DataFrame]:
         """The tidy tables written to ``results/<name>.csv``."""
-        return {"estimates": self.estimates, "indicators": self.indicators}
+        return {"estimates": self.estimates, "indicators": self.indicators,
+                "satisfaction": self.satisfaction, "scorecard": self.scorecard, "milestones": self.milestones}
 
 
 @dataclass
@@ -68,31 +75,6 @@ class RunResult:
     region_status: dict[str, dict]
     manifest_path: Path
     cached: bool = False
-
-
-def region_indicators(child_outcomes: pd.DataFrame) -> pd.DataFrame:
-    """Child indicators by region × arm × wave (tidy, for ``results/indicators.csv``)."""
-    frame = child_outcomes.assign(
-        arm=child_outcomes["is_partnered"].map({True: "partnered", False: "comparison"}).fillna("unknown"),
-        is_on_track=(child_outcomes["elom_band"] == "On Track").astype("float64")
-        .where(child_outcomes["elom_band"].notna()),
-        is_stunted=(child_outcomes["haz"] < -2).astype("float64")
-        .where(child_outcomes["haz"].notna() & ~child_outcomes["haz_flag"].fillna(False).astype(bool)),
-    )
-    grouped = frame.groupby(["region", "arm", "wave"], sort=True)
-    out = grouped.agg(
-        n_children=("child_id", "nunique"),
-        n_centres=("centre_id", "nunique"),
-        elom_total_mean=("elom_total", "mean"),
-        elom_total_sd=("elom_total", "std"),
-        on_track_pct=("is_on_track", "mean"),
-        haz_mean=("haz", "mean"),
-        stunted_pct=("is_stunted", "mean"),
-        attendance_rate_mean=("attendance_rate", "mean"),
-    ).reset_index()
-    out["on_track_pct"] *= 100
-    out["stunted_pct"] *= 100
-    return out
 
 
 def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | None = None) -> Prepared:
@@ -110,6 +92,11 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
     tables = clean.tables
     treatment = derive_treatment(tables["centres"], tables["partnerships"], tables["child_assessments"])
     outcomes = build_child_outcomes(tables["child_assessments"], tables["centres"], treatment, level=level)
+    centres_out = centre_outcomes(tables["centres"], tables["parent_survey"], treatment, outcomes, level=level)
+    satisfaction = satisfaction_table(tables["parent_survey"], tables["centres"], treatment, level=level)
+    scorecard = programme_scorecard(tables["centres"], tables["partnerships"], tables["parent_survey"], level=level)
+    milestones = partnership_milestones(tables["partnerships"], tables["centres"], level=level,
+                                        as_of=_data_date(tables))
     timings["indicators"] = time.perf_counter() - t0
 
     available = sorted(outcomes["region"].dropna().astype(str).unique())
@@ -129,9 +116,24 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
     estimates = pd.concat(rows, ignore_index=True)[ESTIMATE_COLUMNS]
     timings["estimate"] = time.perf_counter() - t0
     indicators = region_indicators(outcomes.loc[outcomes["region"].isin(chosen)])
+
+    def keep_chosen(frame: pd.DataFrame) -> pd.DataFrame:
+        national = frame["scope"] == "national" if "scope" in frame.columns else False
+        return frame.loc[national | frame["region"].isin(chosen)].reset_index(drop=True)
+
     return Prepared(child_outcomes=outcomes, treatment=treatment, estimates=estimates,
-                    indicators=indicators, log=clean.log, row_counts=clean.row_counts,
+                    indicators=indicators, centre_outcomes=centres_out,
+                    satisfaction=keep_chosen(satisfaction), scorecard=keep_chosen(scorecard),
+                    milestones=keep_chosen(milestones), log=clean.log, row_counts=clean.row_counts,
                     input_hashes=raw.hashes, regions=chosen, timings=timings)
+
+
+def _data_date(tables: dict[str, pd.DataFrame]) -> pd.Timestamp | None:
+    """The latest date in the data: milestones are counted up to it, not to today."""
+    dates = [tables["child_assessments"]["assessment_date"].max(),
+             tables["parent_survey"]["submission_time"].max(),
+             tables["partnerships"]["mou_signed_date"].max()]
+    return max((d for d in dates if pd.notna(d)), default=None)
 
 
 def _package_versions() -> dict[str, str]:
@@ -231,6 +233,7 @@ def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, 
     write_csv(prepared.log, staged_out / "cleaning_log.csv")
     write_parquet(prepared.child_outcomes, staged_processed / "child_outcomes.parquet")
     write_parquet(prepared.treatment, staged_processed / "centre_treatment.parquet")
+    write_parquet(prepared.centre_outcomes, staged_processed / "centre_outcomes.parquet")
 
     status = {
         row.region: {"slug": slugify(row.region), "status": row.status, "note": row.note}
