@@ -8,7 +8,7 @@ and the consistency checks. The other rules (missing codes, spellings, date
 formats, unit slips, ranges) are data in the same file. The steps, in order:
 
 1. strip spaces; drop personal-data columns (never logged);
-2. drop exact duplicate rows, rows without an id, rows whose centre is unknown;
+2. drop blank rows, exact duplicate rows, rows without an id, rows whose centre is unknown;
 3. type the columns a row cannot do without (province, wave); drop rows where
    they are missing or unknown;
 4. type every other column: missing codes (reason kept), spellings, dates,
@@ -496,6 +496,14 @@ def _drop_personal(frame: pd.DataFrame, table: str, rules: dict) -> pd.DataFrame
     return frame.drop(columns=[c for c in declared if c in frame.columns])
 
 
+def _drop_blank_rows(frame: pd.DataFrame, table: str, log: CleaningLog) -> pd.DataFrame:
+    # Spreadsheets leave rows of empty cells below the data; they are not records.
+    blank = (frame == "").all(axis=1).to_numpy() if len(frame.columns) else np.ones(len(frame), dtype=bool)
+    log.add(table, frame, blank, column="", old=None, new=None, rule="blank_row", action="dropped",
+            reason="every cell is blank")
+    return frame.loc[~blank]
+
+
 def _drop_exact_duplicates(frame: pd.DataFrame, table: str, log: CleaningLog) -> pd.DataFrame:
     # Judged on the whole row as read (personal columns are gone by now); only the id is logged.
     # Hashing finds the candidates fast; the exact comparison decides.
@@ -627,6 +635,7 @@ def clean_table(raw: pd.DataFrame, table: str, log: CleaningLog, rules: dict | N
 
     frame = _strip_text(raw)
     frame = _drop_personal(frame, table, rules)
+    frame = _drop_blank_rows(frame, table, log)
     frame = _drop_exact_duplicates(frame, table, log)
     for column in (c for c, kind in kinds.items() if kind == "id"):
         frame = _drop_blank_ids(frame, table, column, log)

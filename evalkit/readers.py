@@ -3,26 +3,52 @@
 Every table is read as text (``str`` columns, blanks kept as ``""``) so that the
 cleaning stage sees exactly what the field team typed: a missing-value code such
 as ``-99`` or ``N/A`` is interpreted by a logged rule, never by a reader default.
-Raw files are opened read-only and never written.
+
+* CSV: the encoding (UTF-8, UTF-8 with BOM, UTF-16 with BOM, Windows-1252) and the
+  delimiter (``,`` ``;`` tab ``|``) are detected, and so is the header row, when
+  title lines stand above it.
+* Excel ``.xlsx``: the sheet named after the table (or the codebook's sheet, or the
+  first sheet); title rows above the header are skipped; date cells become ISO text.
+* Stata ``.dta`` and SPSS ``.sav``: value labels are applied, except to values that
+  are missing codes, which stay codes so that the cleaner keeps their reason; SPSS
+  user-missing values are kept as their codes for the same reason.
+
+:func:`read_data_folder` then applies the folder's ``codebook.yml`` (see
+:mod:`evalkit.codebook`), keeps the contract's columns and drops everything else as
+it reads: personal data (declared by the contract or the codebook, or a column
+whose name looks personal), survey meta columns and unused columns. Only their
+names are reported (:class:`SourceInfo`), never their values.
+
+Raw files are opened read-only and never written. Input that cannot be used at all
+raises :class:`~evalkit.errors.InputError` naming the file, the column and the problem.
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import hashlib
 import io
+import math
+import re
 from dataclasses import dataclass, field
+from datetime import date, datetime, time
 from pathlib import Path
+from typing import Any, Iterable
 
+import numpy as np
 import pandas as pd
 
-from .config import TABLES
+from .config import TABLES, load_rules
 from .errors import InputError
 
 __all__ = [
     "REQUIRED_COLUMNS",
     "SUPPORTED_SUFFIXES",
+    "MAX_FILE_BYTES",
     "RawData",
+    "SourceInfo",
+    "contract_columns",
     "find_table_file",
     "read_table",
     "read_data_folder",
@@ -51,17 +77,67 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     "parent_survey": ("response_id", "centre_id"),
 }
 
+#: A table file larger than this is refused with a clear error rather than risking memory.
+MAX_FILE_BYTES = 2 * 1024**3
+
 _MAX_SNIFF_BYTES = 64 * 1024
+_HEADER_SEARCH_ROWS = 30
+_DELIMITERS = (",", ";", "\t", "|")
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+_OLD_FORMATS = {".xls": "old Excel (.xls)", ".ods": "OpenDocument (.ods)", ".zsav": "compressed SPSS (.zsav)"}
+
+
+@dataclass(frozen=True)
+class SourceInfo:
+    """How one table was read: the file, its format and what was kept or dropped.
+
+    Column lists hold names only, never values.
+    """
+
+    table: str
+    path: Path
+    file_format: str
+    encoding: str = ""
+    delimiter: str = ""
+    sheet: str = ""
+    header_row: int = 1
+    n_rows: int = 0
+    columns_used: dict[str, str] = field(default_factory=dict)
+    columns_personal: tuple[str, ...] = ()
+    columns_meta: tuple[str, ...] = ()
+    columns_unused: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class RawData:
-    """The tables of one data folder as read, with where each came from."""
+    """The tables of one data folder as read, with where each came from.
+
+    Attributes
+    ----------
+    folder : Path
+    tables : dict of DataFrame
+        The contract's columns of each table as text, one row per input row.
+    files : dict of Path
+        The file each table was read from.
+    hashes : dict of str
+        SHA-256 of every file read (tables, codebook, XLSForm), by file name.
+    rules : dict
+        The cleaning rules with the codebook's missing codes and ranges merged in:
+        pass them on, ``clean_all(raw.tables, rules=raw.rules)``.
+    sources : dict of SourceInfo
+        How each table was read.
+    codebook : Path or None
+        The codebook applied, if the folder has one.
+    """
 
     folder: Path
     tables: dict[str, pd.DataFrame]
     files: dict[str, Path]
     hashes: dict[str, str] = field(default_factory=dict)
+    rules: dict = field(default_factory=lambda: copy.deepcopy(load_rules("cleaning")))
+    sources: dict[str, SourceInfo] = field(default_factory=dict)
+    codebook: Path | None = None
 
 
 def sha256_file(path: Path) -> str:
@@ -73,11 +149,32 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def find_table_file(folder: Path, table: str) -> Path:
-    """Return the one file in ``folder`` holding ``table``, in any supported format."""
+def contract_columns(table: str, rules: dict | None = None) -> tuple[str, ...]:
+    """The canonical columns of ``table`` in the data contract, personal ones included."""
+    rules = rules or load_rules("cleaning")
+    personal = tuple(rules.get("personal_columns", {}).get(table, ()))
+    return tuple(rules["tables"][table]["columns"]) + personal
+
+
+def find_table_file(folder: Path, table: str, name: str | None = None) -> Path:
+    """Return the one file in ``folder`` holding ``table``, in any supported format.
+
+    ``name`` is a file name given by the codebook; otherwise the table's base
+    name with any supported suffix.
+    """
+    folder = Path(folder)
+    if name:
+        path = folder / name
+        if not path.is_file():
+            raise InputError(path, f"file is missing: the codebook names it for table '{table}'")
+        return path
     candidates = [folder / f"{table}{suffix}" for suffix in SUPPORTED_SUFFIXES]
     present = [p for p in candidates if p.is_file()]
     if not present:
+        for suffix, kind in _OLD_FORMATS.items():
+            if (folder / f"{table}{suffix}").is_file():
+                raise InputError(folder / f"{table}{suffix}",
+                                 f"{kind} files cannot be read; save it as .xlsx or .csv")
         raise InputError(
             folder / f"{table}.csv",
             f"file is missing: the folder needs {table}.csv, .xlsx, .dta or .sav",
@@ -88,101 +185,455 @@ def find_table_file(folder: Path, table: str) -> Path:
     return present[0]
 
 
-def _decode(raw: bytes, path: Path) -> str:
-    if b"\x00" in raw[:_MAX_SNIFF_BYTES]:
+# --------------------------------------------------------------------------- text cells
+
+
+def _cell_text(value: Any) -> str:
+    """One cell of a spreadsheet or statistics file as the text a person would type."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | np.bool_):
+        return "true" if value else "false"
+    if isinstance(value, datetime | pd.Timestamp):
+        if pd.isna(value):
+            return ""
+        if (value.hour, value.minute, value.second, value.microsecond) == (0, 0, 0, 0):
+            return value.strftime("%Y-%m-%d")
+        return value.strftime("%Y-%m-%d %H:%M:%S")
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, time):
+        return value.strftime("%H:%M:%S")
+    if isinstance(value, float | np.floating):
+        if math.isnan(value):
+            return ""
+        if float(value).is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return repr(float(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    return str(value)
+
+
+def _float32_text(value: float) -> str:
+    """A Stata/SPSS single-precision number as typed: 17.299999237 → ``17.3``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if float(value).is_integer():
+        return str(int(value))
+    return np.format_float_positional(np.float32(value), unique=True, trim="-")
+
+
+def _frame_from_rows(header: list[Any], rows: Iterable[Iterable[Any]]) -> pd.DataFrame:
+    names = [_cell_text(h).strip() for h in header]
+    width = len(names)
+    body = [[_cell_text(v) for v in row][:width] for row in rows]
+    body = [row + [""] * (width - len(row)) for row in body]
+    frame = pd.DataFrame(body, columns=_unique_names(names), dtype="str") if body else \
+        pd.DataFrame({n: pd.Series(dtype="str") for n in _unique_names(names)})
+    return frame
+
+
+def _unique_names(names: list[str]) -> list[str]:
+    seen: dict[str, int] = {}
+    out = []
+    for position, name in enumerate(names):
+        name = name or f"unnamed: {position + 1}"
+        if name in seen:
+            seen[name] += 1
+            name = f"{name}.{seen[name]}"
+        else:
+            seen[name] = 0
+        out.append(name)
+    return out
+
+
+# --------------------------------------------------------------------------- header rows
+
+
+def _normalise_name(name: Any) -> str:
+    return str(name).strip().lower()
+
+
+def _header_score(cells: list[str], expected: set[str]) -> int:
+    return sum(_normalise_name(c) in expected for c in cells)
+
+
+def _find_header(rows: list[list[str]], expected: set[str]) -> int:
+    """Index of the header among the first rows: the row naming most expected columns.
+
+    Title rows above a header ("ECD centre list, November 2025") name none; with
+    no expected names, or no match at all, the first non-blank row is the header.
+    """
+    best, best_score = None, 0
+    for index, cells in enumerate(rows[:_HEADER_SEARCH_ROWS]):
+        score = _header_score(cells, expected) if expected else 0
+        if score > best_score:
+            best, best_score = index, score
+    if best is not None:
+        return best
+    for index, cells in enumerate(rows[:_HEADER_SEARCH_ROWS]):
+        if any(str(c).strip() for c in cells):
+            return index
+    return 0
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _decode(raw: bytes, path: Path) -> tuple[str, str]:
+    """Text and the name of its encoding; binary data is refused."""
+    for bom, encoding in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe\x00\x00", "utf-32"),
+                          (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
+        if raw.startswith(bom):
+            try:
+                return raw.decode(encoding), encoding
+            except UnicodeDecodeError:
+                raise InputError(path, f"starts with a {encoding} byte-order mark but is not "
+                                       f"valid {encoding} text") from None
+    head = raw[:_MAX_SNIFF_BYTES]
+    if b"\x00" in head:
         raise InputError(path, "is not a text CSV file (it contains binary data)")
-    if raw.startswith(b"\xef\xbb\xbf"):
-        return raw[3:].decode("utf-8")
     try:
-        return raw.decode("utf-8")
+        text, encoding = raw.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
-        # Excel on Windows in South Africa saves CSV as Windows-1252.
-        return raw.decode("cp1252", errors="replace")
+        # Excel on Windows in South Africa saves CSV as Windows-1252; latin-1 takes the
+        # five bytes Windows-1252 leaves undefined.
+        try:
+            text, encoding = raw.decode("cp1252"), "windows-1252"
+        except UnicodeDecodeError:
+            text, encoding = raw.decode("latin-1"), "latin-1"
+    sample = text[:_MAX_SNIFF_BYTES]
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\r\n\f")
+    if sample and controls / len(sample) > 0.01:
+        raise InputError(path, "is not a text CSV file (it contains binary data)")
+    return text, encoding
 
 
-def _sniff_delimiter(text: str) -> str:
-    head = "\n".join(text.splitlines()[:20])
+def _split_lines(lines: list[str], delimiter: str) -> list[list[str]]:
     try:
-        return csv.Sniffer().sniff(head, delimiters=",;\t").delimiter
+        return list(csv.reader(lines, delimiter=delimiter))
     except csv.Error:
-        first = text.splitlines()[0] if text else ""
-        return max(",;\t", key=first.count)
+        return [line.split(delimiter) for line in lines]
 
 
-def _read_csv(path: Path) -> pd.DataFrame:
+def _sniff(text: str, expected: set[str]) -> tuple[str, int]:
+    """The delimiter and the header line (0-based) of a CSV text."""
+    lines = text.splitlines()[:_HEADER_SEARCH_ROWS]
+    best: tuple[int, int, int, str] | None = None  # (score, width, -index, delimiter)
+    for delimiter in _DELIMITERS:
+        rows = _split_lines(lines, delimiter)
+        index = _find_header(rows, expected)
+        score = _header_score(rows[index], expected) if rows and expected else 0
+        width = len(rows[index]) if rows else 0
+        candidate = (score, width, -index, delimiter)
+        if best is None or candidate[:2] > best[:2]:
+            best = candidate
+    assert best is not None
+    if best[0] == 0:
+        # No expected name anywhere: fall back to the sniffer on the first lines.
+        head = "\n".join(lines)
+        try:
+            delimiter = csv.Sniffer().sniff(head, delimiters="".join(_DELIMITERS)).delimiter
+        except csv.Error:
+            first = lines[0] if lines else ""
+            delimiter = max(_DELIMITERS, key=first.count)
+        return delimiter, _find_header(_split_lines(lines, delimiter), set())
+    return best[3], -best[2]
+
+
+_FIELDS_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+_EOF_ERROR = re.compile(r"EOF inside string starting (?:at|on) (?:row|line) (\d+)")
+
+
+def _csv_problem(exc: Exception, header_line: int) -> str:
+    message = str(exc)
+    fields = _FIELDS_ERROR.search(message)
+    if fields:
+        expected, line, seen = fields.groups()
+        return (f"line {line} has {seen} fields but the header has {expected} "
+                "(a stray delimiter, or an unquoted value holding one?)")
+    eof = _EOF_ERROR.search(message)
+    if eof:
+        return f"a quote opened in data row {int(eof.group(1))} is never closed"
+    return f"cannot be read as CSV ({message.strip().splitlines()[-1] if message.strip() else type(exc).__name__})"
+
+
+def _read_csv(path: Path, expected: set[str], sheet: str | None = None) -> tuple[pd.DataFrame, dict]:
     raw = path.read_bytes()
-    if not raw.strip():
+    if not raw.strip(b" \t\r\n\x00\xef\xbb\xbf"):
         raise InputError(path, "file is empty")
-    text = _decode(raw, path)
-    delimiter = _sniff_delimiter(text)
+    text, encoding = _decode(raw, path)
+    if not text.strip():
+        raise InputError(path, "file is empty")
+    delimiter, header_line = _sniff(text, expected)
     try:
-        return pd.read_csv(
-            io.StringIO(text),
-            sep=delimiter,
-            dtype=str,
-            keep_default_na=False,
-            skipinitialspace=False,
-        )
-    except pd.errors.ParserError as exc:
-        raise InputError(path, f"cannot be read as CSV ({exc})") from None
+        frame = pd.read_csv(io.StringIO(text), sep=delimiter, skiprows=header_line, dtype="str",
+                            keep_default_na=False, na_filter=False, skip_blank_lines=True)
+    except pd.errors.EmptyDataError:
+        raise InputError(path, "has no header row") from None
+    except (pd.errors.ParserError, csv.Error, ValueError) as exc:
+        raise InputError(path, _csv_problem(exc, header_line)) from None
+    header = _split_lines(text.splitlines()[header_line:header_line + 1], delimiter)
+    info = {"file_format": "csv", "encoding": encoding, "delimiter": _DELIMITER_NAMES[delimiter],
+            "header_row": header_line + 1, "header": header[0] if header else []}
+    return frame, info
 
 
-def _read_excel(path: Path) -> pd.DataFrame:
+# --------------------------------------------------------------------------- Excel
+
+
+def _choose_sheet(names: list[str], table: str | None, sheet: str | None, path: Path) -> str:
+    if sheet:
+        for name in names:
+            if name.strip().lower() == sheet.strip().lower():
+                return name
+        raise InputError(path, f"has no sheet '{sheet}' (sheets: {', '.join(names)})")
+    if table:
+        for name in names:
+            if name.strip().lower() == table:
+                return name
+    return names[0]
+
+
+def _read_excel(path: Path, expected: set[str], sheet: str | None = None,
+                table: str | None = None) -> tuple[pd.DataFrame, dict]:
+    import openpyxl
+
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty")
     try:
-        return pd.read_excel(path, dtype=str, keep_default_na=False, engine="openpyxl")
-    except Exception as exc:  # openpyxl raises many kinds for a corrupt workbook
-        raise InputError(path, f"cannot be read as an Excel workbook ({exc})") from None
-
-
-def _read_stata(path: Path) -> pd.DataFrame:
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # noqa: BLE001 - zip, XML and openpyxl errors all mean "not a usable workbook"
+        raise InputError(path, "cannot be read as an Excel workbook (damaged, password-protected "
+                               f"or another format: {type(exc).__name__})") from None
     try:
-        frame = pd.read_stata(path, convert_categoricals=True)
-    except Exception as exc:
-        raise InputError(path, f"cannot be read as a Stata file ({exc})") from None
-    return frame.astype(str).replace({"nan": "", "NaT": "", "None": ""})
+        visible = [ws.title for ws in workbook.worksheets if ws.sheet_state == "visible"] or workbook.sheetnames
+        name = _choose_sheet(visible, table, sheet, path)
+        rows = [list(row) for row in workbook[name].iter_rows(values_only=True)]
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise InputError(path, f"cannot be read as an Excel workbook ({type(exc).__name__})") from None
+    finally:
+        workbook.close()
+    # Trailing cells Excel keeps as formatted-but-empty carry no data.
+    while rows and not any(_cell_text(v).strip() for v in rows[-1]):
+        rows.pop()
+    if not rows:
+        raise InputError(path, f"sheet '{name}' is empty")
+    text_rows = [[_cell_text(v) for v in row] for row in rows[:_HEADER_SEARCH_ROWS]]
+    header_index = _find_header(text_rows, expected)
+    header = rows[header_index]
+    while header and not _cell_text(header[-1]).strip():
+        header = header[:-1]
+    frame = _frame_from_rows(header, rows[header_index + 1:])
+    info = {"file_format": "xlsx", "sheet": name, "header_row": header_index + 1,
+            "header": [_cell_text(h) for h in header]}
+    return frame, info
 
 
-def _read_spss(path: Path) -> pd.DataFrame:
+# --------------------------------------------------------------------------- Stata, SPSS
+
+
+def _missing_code_texts(rules: dict | None = None) -> set[str]:
+    rules = rules or load_rules("cleaning")
+    codes = {**rules.get("missing_codes_assumed", {}), **rules["missing_codes"]}
+    return {str(code).strip().upper() for code in codes if str(code).strip()}
+
+
+def _labelled_frame(frame: pd.DataFrame, meta: Any, missing_codes: set[str]) -> pd.DataFrame:
+    """Numbers and dates as text, value labels applied except to missing codes."""
+    types = getattr(meta, "readstat_variable_types", {}) or {}
+    labels = getattr(meta, "variable_value_labels", {}) or {}
+    out = {}
+    for column in frame.columns:
+        values = frame[column]
+        if types.get(column) == "float":
+            text = values.map(_float32_text)
+        elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+            text = values.map(_cell_text)
+        else:
+            text = values.astype("object").map(_cell_text)
+        if column in labels:
+            by_text = {_cell_text(code): str(label) for code, label in labels[column].items()
+                       if _cell_text(code).upper() not in missing_codes}
+            text = text.map(lambda value, lookup=by_text: lookup.get(value, value))
+        out[column] = text.astype("str")
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _read_stats(path: Path, expected: set[str], sheet: str | None = None,
+                missing_codes: set[str] | None = None) -> tuple[pd.DataFrame, dict]:
+    import pyreadstat
+
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty")
+    is_stata = path.suffix.lower() == ".dta"
+    kind = "a Stata" if is_stata else "an SPSS"
     try:
-        import pyreadstat
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise InputError(path, "reading SPSS files needs the pyreadstat package") from None
-    try:
-        frame, _meta = pyreadstat.read_sav(str(path), apply_value_formats=True)
-    except Exception as exc:
-        raise InputError(path, f"cannot be read as an SPSS file ({exc})") from None
-    return frame.astype(str).replace({"nan": "", "NaT": "", "None": ""})
+        if is_stata:
+            frame, meta = pyreadstat.read_dta(str(path), apply_value_formats=False)
+        else:
+            # user_missing keeps -99 as -99 (not blank) so that its reason is kept.
+            frame, meta = pyreadstat.read_sav(str(path), apply_value_formats=False, user_missing=True)
+    except Exception as exc:  # noqa: BLE001 - pyreadstat raises its own and OS errors for bad files
+        raise InputError(path, f"cannot be read as {kind} file ({type(exc).__name__})") from None
+    frame = _labelled_frame(frame, meta, missing_codes if missing_codes is not None else _missing_code_texts())
+    info = {"file_format": "dta" if is_stata else "sav", "header_row": 1, "header": list(frame.columns)}
+    return frame, info
 
 
-_READERS = {".csv": _read_csv, ".xlsx": _read_excel, ".dta": _read_stata, ".sav": _read_spss}
+_READERS = {".csv": _read_csv, ".xlsx": _read_excel, ".dta": _read_stats, ".sav": _read_stats}
+
+
+def _read_file(path: Path, expected: Iterable[str] = (), *, table: str | None = None,
+               sheet: str | None = None, rules: dict | None = None) -> tuple[pd.DataFrame, dict]:
+    """Read one file as text columns (names stripped, case kept) and say how."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in _READERS:
+        kind = _OLD_FORMATS.get(suffix, f"'{suffix or 'no suffix'}'")
+        raise InputError(path, f"{kind} files cannot be read; use .csv, .xlsx, .dta or .sav")
+    if not path.is_file():
+        raise InputError(path, "file is missing")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise InputError(path, f"file is too large ({size / 1024**3:.1f} GB; the limit is "
+                               f"{MAX_FILE_BYTES / 1024**3:.0f} GB): split it or export fewer columns")
+    expected = {_normalise_name(e) for e in expected}
+    if suffix == ".xlsx":
+        frame, info = _read_excel(path, expected, sheet, table)
+    elif suffix == ".csv":
+        frame, info = _read_csv(path, expected)
+    else:
+        frame, info = _read_stats(path, expected, missing_codes=_missing_code_texts(rules) if rules else None)
+    header = [_normalise_name(h) for h in info.get("header", [])]
+    twice = sorted({h for h in header if h and header.count(h) > 1 and h in expected})
+    if twice:
+        raise InputError(path, "column appears twice in the header", column=twice[0])
+    frame.columns = [str(c).strip() for c in frame.columns]
+    # Columns with no name and no value (trailing separators, formatted-but-empty Excel
+    # columns) carry nothing.
+    empty = [c for c in frame.columns
+             if (c.startswith("unnamed: ") or c.lower().startswith("unnamed:")) and not (frame[c] != "").any()]
+    frame = frame.drop(columns=empty)
+    return frame.astype("str"), info
 
 
 def read_table(path: Path, table: str | None = None) -> pd.DataFrame:
     """Read one table file as text columns, checking its required columns.
 
     Column names are stripped of surrounding spaces and lower-cased, since
-    exports often differ only in that.
+    exports often differ only in that. Title rows above the header are skipped
+    when ``table`` is given (the header is the row naming the table's columns).
     """
     path = Path(path)
-    frame = _READERS[path.suffix.lower()](path)
-    frame.columns = [str(c).strip().lower() for c in frame.columns]
-    frame = frame.astype(str)
+    expected = contract_columns(table) if table else ()
+    frame, _info = _read_file(path, expected, table=table)
+    frame.columns = [_normalise_name(c) for c in frame.columns]
     if table is not None:
-        for column in REQUIRED_COLUMNS[table]:
-            if column not in frame.columns:
-                raise InputError(path, "required column is missing", column=column)
+        _check_required(frame, table, path)
     return frame
 
 
+def _check_required(frame: pd.DataFrame, table: str, path: Path, hint: str = "") -> None:
+    for column in REQUIRED_COLUMNS[table]:
+        if column not in frame.columns:
+            raise InputError(path, f"required column is missing{hint}", column=column)
+
+
+def _looks_personal(name: str, words: Iterable[str]) -> bool:
+    folded = name.lower()
+    return any(word in folded for word in words)
+
+
+def _canonical_frame(frame: pd.DataFrame, table: str, path: Path, rules: dict,
+                     info: dict) -> tuple[pd.DataFrame, dict]:
+    """Keep the contract's columns (lower-cased names); drop and name everything else."""
+    contract = contract_columns(table, rules)
+    personal_declared = set(rules.get("personal_columns", {}).get(table, ()))
+    words = rules.get("personal_name_words", ())
+    normalised: dict[str, str] = {}
+    for column in frame.columns:
+        name = _normalise_name(column)
+        if name in normalised and name in contract:
+            raise InputError(path, f"column appears twice ('{normalised[name]}' and '{column}')", column=name)
+        normalised.setdefault(name, column)
+    meta_words = {_normalise_name(n) for n in rules.get("survey_meta_columns", ())}
+    keep, personal, meta, unused = {}, [], [], []
+    for name, column in normalised.items():
+        if name in personal_declared:
+            personal.append(column)
+        elif name in contract:
+            keep[column] = name
+        elif _looks_personal(name, words):
+            personal.append(column)
+        elif name.startswith("_") or name in meta_words:
+            meta.append(column)
+        else:
+            unused.append(column)
+    out = frame[list(keep)].rename(columns=keep)
+    earlier = info.get("columns_used")
+    used = ({source: target for source, target in earlier.items() if target in keep.values()}
+            if earlier else dict(keep))
+    info = {**info, "columns_used": used,
+            "columns_personal": tuple(info.get("columns_personal", ())) + tuple(personal),
+            "columns_meta": tuple(info.get("columns_meta", ())) + tuple(meta),
+            "columns_unused": tuple(info.get("columns_unused", ())) + tuple(unused)}
+    return out, info
+
+
 def read_data_folder(folder: Path) -> RawData:
-    """Read the four contract tables from ``folder``."""
+    """Read the four contract tables from ``folder``, applying its ``codebook.yml`` if any.
+
+    Returns
+    -------
+    RawData
+        The contract's columns of each table as text; ``rules`` carries the
+        codebook's missing codes and ranges for :func:`evalkit.cleaning.clean_all`.
+
+    Raises
+    ------
+    InputError
+        When a table is missing, unreadable, lacks a required column, or the
+        codebook is not valid.
+    """
+    from .codebook import apply_codebook, load_codebook, merge_rules, source_names
+
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "data folder does not exist")
-    tables, files, hashes = {}, {}, {}
+    codebook = load_codebook(folder)
+    rules = merge_rules(copy.deepcopy(load_rules("cleaning")), codebook)
+    tables, files, hashes, sources = {}, {}, {}, {}
+    if codebook is not None:
+        hashes.update(codebook.hashes)
     for table in TABLES:
-        path = find_table_file(folder, table)
-        tables[table] = read_table(path, table)
+        spec = codebook.tables.get(table) if codebook is not None else None
+        path = find_table_file(folder, table, spec.file if spec else None)
+        expected = {*contract_columns(table, rules), *source_names(codebook, table)}
+        frame, info = _read_file(path, expected, table=table, sheet=spec.sheet if spec else None, rules=rules)
+        hint = ""
+        if codebook is not None:
+            frame, info = apply_codebook(frame, table, codebook, path, info, rules)
+            hint = " (after the codebook's renames)"
+        frame, info = _canonical_frame(frame, table, path, rules, info)
+        _check_required(frame, table, path, hint)
+        tables[table] = frame.reset_index(drop=True)
         files[table] = path
         hashes[path.name] = sha256_file(path)
-    return RawData(folder=folder, tables=tables, files=files, hashes=hashes)
+        sources[table] = SourceInfo(
+            table=table, path=path, file_format=info.get("file_format", ""),
+            encoding=info.get("encoding", ""), delimiter=info.get("delimiter", ""),
+            sheet=info.get("sheet", ""), header_row=int(info.get("header_row", 1)), n_rows=len(frame),
+            columns_used=dict(info.get("columns_used", {})),
+            columns_personal=tuple(info.get("columns_personal", ())),
+            columns_meta=tuple(info.get("columns_meta", ())),
+            columns_unused=tuple(info.get("columns_unused", ())),
+            notes=tuple(info.get("notes", ())),
+        )
+    return RawData(folder=folder, tables=tables, files=files, hashes=hashes, rules=rules, sources=sources,
+                   codebook=codebook.path if codebook is not None else None)
