@@ -1,0 +1,449 @@
+"""Cluster-robust inference for linear models: CR1, HC1, CR2 with Satterthwaite df, and the
+wild cluster restricted bootstrap.
+
+:func:`fit_linear` fits (weighted) least squares once; the returned :class:`LinearFit` then
+gives every kind of standard error the estimators report:
+
+* **CR1** (Stata's small-sample form, R ``sandwich::vcovCL(type = "HC1")``):
+  ``G/(G−1) · (N−1)/(N−K) · B⁻¹ M B⁻¹`` with t on G−1 degrees of freedom. With one cluster
+  per row this is **HC1** (``N/(N−K)``), used with t on N−K degrees of freedom.
+* **CR2** (Bell–McCaffrey, exactly as R ``clubSandwich::vcovCR(type = "CR2")``): each
+  cluster's residuals are multiplied by ``A_g = G_g^{-1/2}`` where, for weights ``W`` and the
+  working model Φ = I that clubSandwich uses for ``lm``,
+  ``G_g = I − H_gg − H_gg' + X_g Ω X_g'``, ``H_gg = X_g M X_g' W_g``, ``M = (X'WX)⁻¹`` and
+  ``Ω = M X'W²X M`` (for OLS this is ``I − X_g M X_g'``); the inverse square root drops
+  eigenvalues below 1e-12 as clubSandwich does. Its Satterthwaite degrees of freedom for a
+  coefficient are ``(tr P)² / ‖P‖²_F`` with P clubSandwich's J×J matrix; both are computed
+  from k×k sums over clusters, never from an N×N or J×J matrix.
+* **WCR-bootstrap**: the wild cluster bootstrap with the null imposed (restricted residuals),
+  Rademacher weights, or Webb's six-point weights with 12 clusters or fewer; the p-value is
+  the share of bootstrap |t| at least the observed |t| (symmetric), and the 95% interval is
+  the set of null values the test does not reject (test inversion). All replications are one
+  matrix product and, because the bootstrap t is a ratio of functions that are linear and
+  quadratic in the null value, inverting the test costs O(B) per trial value.
+
+Cluster fixed effects nested in the clusters (the centre effects of the difference-in-differences)
+are absorbed by demeaning; CR1 then counts them in K and CR2 adds ``11'/n_g`` to ``H_gg``, so all
+numbers equal those of R ``lm`` with the dummies (see ``tests/reference/``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+__all__ = [
+    "Inference",
+    "LinearFit",
+    "WildBootstrapResult",
+    "bootstrap_weights",
+    "fit_linear",
+    "full_rank_columns",
+]
+
+Inference = Literal["CR1", "CR2", "HC1", "WCR-bootstrap"]
+
+#: clubSandwich's ``matrix_power`` treats eigenvalues at or below 10^-12 as zero.
+_EIGEN_TOL = 1e-12
+#: Webb (2014) six-point distribution: ±√(1/2), ±1, ±√(3/2) with equal probability.
+_WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
+#: Bootstrap replications are processed in blocks of at most this many clusters x replications.
+_BLOCK_CELLS = 2_000_000
+
+
+def full_rank_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
+    """Indices of the columns kept in order, dropping any that is a combination of earlier
+    ones, as R's ``lm`` aliases them: a column is aliased when what is left of it after
+    projecting out the kept columns is below ``tol`` times its norm (LINPACK ``dqrdc2``'s rule
+    with ``lm``'s default tolerance)."""
+    if X.shape[1] == 0:
+        return []
+    # Gram-Schmidt on the columns in order: a column whose residual norm on the kept ones is
+    # negligible relative to its own norm is aliased.
+    keep: list[int] = []
+    scale = np.sqrt((X**2).sum(axis=0))
+    q = np.empty((X.shape[0], X.shape[1]))
+    for j in range(X.shape[1]):
+        if scale[j] == 0:
+            continue
+        basis = q[:, :len(keep)]
+        resid = X[:, j] - basis @ (basis.T @ X[:, j])
+        resid = resid - basis @ (basis.T @ resid)  # re-orthogonalise once for accuracy
+        norm = np.sqrt(resid @ resid)
+        if norm > tol * scale[j]:
+            q[:, len(keep)] = resid / norm
+            keep.append(j)
+    return keep
+
+
+def bootstrap_weights(n_clusters: int, reps: int, rng: np.random.Generator,
+                      kind: Literal["rademacher", "webb", "auto"] = "auto",
+                      webb_max_clusters: int = 12) -> tuple[np.ndarray, str]:
+    """Draw the cluster weights of the wild bootstrap, one column per replication.
+
+    ``auto`` uses Webb's six-point weights with ``webb_max_clusters`` clusters or fewer
+    (Rademacher weights then give too few distinct draws) and Rademacher weights otherwise.
+    Returns the (n_clusters, reps) weights and the name of the distribution.
+    """
+    if kind == "auto":
+        kind = "webb" if n_clusters <= webb_max_clusters else "rademacher"
+    if kind == "webb":
+        draws = _WEBB[rng.integers(0, 6, size=(n_clusters, reps))]
+    elif kind == "rademacher":
+        draws = rng.integers(0, 2, size=(n_clusters, reps), dtype=np.int8) * 2 - 1
+    else:
+        raise ValueError(f"unknown bootstrap weights {kind!r}")
+    return draws, kind
+
+
+@dataclass(frozen=True)
+class WildBootstrapResult:
+    """The wild cluster restricted bootstrap for one coefficient."""
+
+    p_value: float
+    ci_low: float
+    ci_high: float
+    reps: int
+    weights: str
+    n_clusters: int
+
+
+def _cluster_sum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Sum rows (already sorted by cluster) within clusters; ``starts`` are the first rows."""
+    return np.add.reduceat(values, starts, axis=0)
+
+
+def _cluster_gram(D: np.ndarray, starts: np.ndarray, max_cells: int = 4_000_000) -> np.ndarray:
+    """D_g'D_g for every cluster (G × p × p), in chunks of whole clusters to bound memory."""
+    n, p = D.shape
+    out = np.empty((starts.size, p, p))
+    ends = np.append(starts[1:], n)
+    rows_per_chunk = max(1, max_cells // (p * p))
+    first = 0
+    while first < starts.size:
+        last = int(np.searchsorted(ends, starts[first] + rows_per_chunk, side="right"))
+        last = max(last, first + 1)
+        lo, hi = starts[first], ends[last - 1]
+        block = D[lo:hi]
+        out[first:last] = np.add.reduceat(block[:, :, None] * block[:, None, :], starts[first:last] - lo, axis=0)
+        first = last
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class LinearFit:
+    """A least-squares fit with everything its standard errors need.
+
+    Rows are held sorted by cluster. ``X`` is the design actually used (aliased columns
+    dropped, demeaned within clusters when cluster effects are absorbed); ``weights`` are
+    the analytic weights of WLS (None for OLS); ``n_absorbed`` counts the absorbed cluster
+    effects, which enter K of the CR1 small-sample factor.
+    """
+
+    names: list[str]
+    params: np.ndarray
+    X: np.ndarray
+    y: np.ndarray
+    resid: np.ndarray
+    weights: np.ndarray | None
+    cluster_codes: np.ndarray
+    cluster_starts: np.ndarray
+    cluster_sizes: np.ndarray
+    bread: np.ndarray
+    n_absorbed: int = 0
+
+    @property
+    def n_obs(self) -> int:
+        return int(self.X.shape[0])
+
+    @property
+    def n_clusters(self) -> int:
+        return int(self.cluster_sizes.size)
+
+    @property
+    def rank(self) -> int:
+        """K: estimated coefficients plus absorbed effects."""
+        return int(self.X.shape[1] + self.n_absorbed)
+
+    def index(self, name: str) -> int:
+        return self.names.index(name)
+
+    # ------------------------------------------------------------------ CR1 / HC1
+
+    @cached_property
+    def _sqrt_w(self) -> np.ndarray:
+        return np.ones(self.n_obs) if self.weights is None else np.sqrt(self.weights)
+
+    @cached_property
+    def _cluster_scores(self) -> np.ndarray:
+        """Per-cluster sums of X_i w_i e_i (the CR0 meat's factors), G × k."""
+        w = 1.0 if self.weights is None else self.weights
+        return _cluster_sum(self.X * (w * self.resid)[:, None], self.cluster_starts)
+
+    def small_sample_factor(self) -> float:
+        """CR1's G/(G−1) · (N−1)/(N−K); N/(N−K) with one cluster per row (HC1)."""
+        g, n, k = self.n_clusters, self.n_obs, self.rank
+        return g / (g - 1) * (n - 1) / (n - k)
+
+    def vcov_cr1(self) -> np.ndarray:
+        """CR1 covariance (HC1 when every row is its own cluster)."""
+        s = self._cluster_scores
+        return self.small_sample_factor() * self.bread @ (s.T @ s) @ self.bread
+
+    def df_cr1(self) -> float:
+        """G−1 for clustered errors, N−K when every row is its own cluster (HC1)."""
+        if self.n_clusters == self.n_obs:
+            return float(self.n_obs - self.rank)
+        return float(self.n_clusters - 1)
+
+    # ------------------------------------------------------------------ CR2
+
+    @cached_property
+    def _omega(self) -> np.ndarray:
+        """Ω = M X'W²X M (weighted fits only)."""
+        return self.bread @ (self.X.T @ (self.X * (self.weights**2)[:, None])) @ self.bread
+
+    @cached_property
+    def _cr2_low_rank(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """CR2's A_g = G_g^{-1/2} in low-rank form: A_g v = v + D_g F_g diag(h_g) F_g' D_g' v.
+
+        ``G_g − I = D_g Q D_g'`` has rank at most p (the columns of D): for OLS D = X and
+        Q = −M (plus the column 1/√n_g with −1 when cluster effects are absorbed); with weights
+        D = [X, WX] and Q = [[Ω, −M], [−M, 0]]. An orthonormal basis of D_g's columns comes from
+        the eigenvectors of the p × p matrix D_g'D_g; the eigenvalues 1 + λ of G_g on that
+        basis from a second p × p problem; h = (1 + λ)^{-1/2} − 1 (−1 where 1 + λ ≤ 1e-12, as
+        clubSandwich's pseudo-inverse square root). So no n_g × n_g matrix is ever formed.
+        Returns D (rows), F (G × p × p), h (G × p) and Q.
+        """
+        X, M, w = self.X, self.bread, self.weights
+        k = X.shape[1]
+        if w is None:
+            if self.n_absorbed:
+                D = np.column_stack([X, 1.0 / np.sqrt(self.cluster_sizes)[self.cluster_codes]])
+                Q = -np.block([[M, np.zeros((k, 1))], [np.zeros((1, k)), np.ones((1, 1))]])
+            else:
+                D, Q = X, -M
+        else:
+            D = np.column_stack([X, X * w[:, None]])
+            Q = np.block([[self._omega, -M], [-M, np.zeros_like(M)]])
+        K = _cluster_gram(D, self.cluster_starts)  # G × p × p
+        s2, V = np.linalg.eigh(K)
+        keep = s2 > 1e-12 * np.maximum(s2.max(axis=1, keepdims=True), 1e-300)
+        s = np.sqrt(np.where(keep, s2, 0.0))
+        s_inv = np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0)
+        VS = V * s[:, None, :]  # columns v_i s_i
+        small = VS.transpose(0, 2, 1) @ Q @ VS  # S V'QVS: G_g − I on the orthonormal basis
+        lam, Y = np.linalg.eigh((small + small.transpose(0, 2, 1)) / 2)
+        eig = 1.0 + lam
+        h = np.where(eig > _EIGEN_TOL, 1.0 / np.sqrt(np.clip(eig, _EIGEN_TOL, None)), 0.0) - 1.0
+        F = (V * s_inv[:, None, :]) @ Y  # D_g F_g has orthonormal columns (the eigenvectors)
+        return D, F, h, Q
+
+    def _apply_cr2(self, v: np.ndarray) -> np.ndarray:
+        """A_g v_g for every cluster at once (v is one value per row)."""
+        D, F, h, _ = self._cr2_low_rank
+        Dv = _cluster_sum(D * v[:, None], self.cluster_starts)  # G × p
+        u = np.einsum("gpr,gr->gp", F, h * np.einsum("gpr,gp->gr", F, Dv))
+        return v + np.einsum("ip,ip->i", D, u[self.cluster_codes])
+
+    @cached_property
+    def _cr2_meat_factors(self) -> np.ndarray:
+        """X_g' W_g A_g e_g for every cluster, G × k."""
+        ae = self._apply_cr2(self.resid)
+        if self.weights is not None:
+            ae = ae * self.weights
+        return _cluster_sum(self.X * ae[:, None], self.cluster_starts)
+
+    def vcov_cr2(self) -> np.ndarray:
+        """CR2 covariance, equal to clubSandwich's ``vcovCR(type = "CR2")``."""
+        m = self._cr2_meat_factors
+        return self.bread @ (m.T @ m) @ self.bread
+
+    def df_satterthwaite(self, name: str) -> float:
+        """Satterthwaite degrees of freedom of CR2 for one coefficient (clubSandwich's).
+
+        With a_g = A_g W_g X_g M c, clubSandwich's P = diag(‖a_g‖²) + B C B' where row g of B
+        is [X_g'a_g, X_g'W_g a_g] and C = [[Ω, −M], [−M, 0]] (for OLS: P = diag − P_X M P_X'),
+        and df = (tr P)² / ‖P‖²_F; the J × J matrix is never formed.
+        """
+        j = self.index(name)
+        M = self.bread
+        z = self.X @ M[:, j]
+        if self.weights is not None:
+            z = z * self.weights
+        a = self._apply_cr2(z)
+        starts = self.cluster_starts
+        D = _cluster_sum(a * a, starts)
+        P = _cluster_sum(self.X * a[:, None], starts)
+        if self.weights is None:
+            B, C = P, -M
+        else:
+            B = np.hstack([P, _cluster_sum(self.X * (a * self.weights)[:, None], starts)])
+            C = np.block([[self._omega, -M], [-M, np.zeros_like(M)]])
+        z_diag = np.einsum("gk,kl,gl->g", B, C, B)
+        CS = C @ (B.T @ B)
+        trace = D.sum() + z_diag.sum()
+        sumsq = (D**2).sum() + 2 * (D * z_diag).sum() + np.trace(CS @ CS)
+        return float(trace**2 / sumsq)
+
+    # ------------------------------------------------------------------ summaries
+
+    def coef_test(self, name: str, inference: Literal["CR1", "CR2", "HC1"], alpha: float = 0.05
+                  ) -> dict[str, float]:
+        """Estimate, SE, df, CI and p-value of one coefficient under CR1, HC1 or CR2."""
+        j = self.index(name)
+        estimate = float(self.params[j])
+        if inference in ("CR1", "HC1"):
+            se = float(np.sqrt(self.vcov_cr1()[j, j]))
+            df = self.df_cr1()
+        elif inference == "CR2":
+            se = float(np.sqrt(self.vcov_cr2()[j, j]))
+            df = self.df_satterthwaite(name)
+        else:
+            raise ValueError(f"unknown inference {inference!r}")
+        crit = stats.t.ppf(1 - alpha / 2, df)
+        p = 2 * stats.t.sf(abs(estimate / se), df) if se > 0 else np.nan
+        return {"estimate": estimate, "std_error": se, "df": float(df), "ci_low": estimate - crit * se,
+                "ci_high": estimate + crit * se, "p_value": float(p)}
+
+    # ------------------------------------------------------------------ wild bootstrap
+
+    def wild_bootstrap(self, name: str, *, reps: int = 999, seed: int | np.random.SeedSequence = 0,
+                       alpha: float = 0.05, weights: Literal["auto", "rademacher", "webb"] = "auto",
+                       webb_max_clusters: int = 12) -> WildBootstrapResult:
+        """Wild cluster restricted bootstrap-t test and test-inversion interval for one coefficient.
+
+        The bootstrap data impose the null ``beta_name = b0``: the restricted fit's residuals
+        are multiplied by one weight per cluster. Each replication's t uses CR1 errors (the
+        small-sample factor cancels). With weights the model is bootstrapped in its
+        √w-transformed form; absorbed cluster effects stay absorbed.
+        """
+        j = self.index(name)
+        sw = self._sqrt_w
+        Xt = self.X * sw[:, None]
+        M = self.bread
+        estimate = float(self.params[j])
+        L = Xt @ M[:, j]  # row j of (X'X)⁻¹X'; by Frisch–Waugh–Lovell it is r / r'r
+        r = L / (L @ L)  # x_j with the other columns partialled out
+        e_unrestricted = self.resid * sw
+        # restricted residuals under b0: e0 − b0·r, with e0 those of the null b0 = 0
+        e0 = e_unrestricted + estimate * r
+        starts = self.cluster_starts
+        alpha0 = _cluster_sum(L * e0, starts)  # bootstrap b* − b0 = Σ_g (alpha0_g − b0·alpha1_g) v_g
+        alpha1 = _cluster_sum(L * r, starts)
+        E0 = _cluster_sum(Xt * e0[:, None], starts)  # G × k: X_g'e_g
+        E1 = _cluster_sum(Xt * r[:, None], starts)
+        Qm = _cluster_sum(Xt * L[:, None], starts) @ M  # rows c'M X_g'X_g M
+        # The bootstrap scores are s_gb = a_g v_gb − Qm_g·(E'v_b) with a = alpha0 − b0·alpha1 and
+        # E = E0 − b0·E1; their sums of squares over g expand into products of k-vectors, so one
+        # product of a (4k+2) × G matrix with the G × B weights gives every replication.
+        k = Xt.shape[1]
+        stacked = np.hstack([E0, E1, Qm * alpha0[:, None], Qm * alpha1[:, None], alpha0[:, None], alpha1[:, None]])
+        QQ = Qm.T @ Qm
+        g = self.n_clusters
+        rng = np.random.default_rng(seed)
+        V_all, kind = bootstrap_weights(g, reps, rng, weights, webb_max_clusters)
+        squares = np.column_stack([alpha0**2, alpha0 * alpha1, alpha1**2])  # Σ_g a_g² v_gb² terms
+        num0, num1 = np.empty(reps), np.empty(reps)
+        qa, qb, qc = np.empty(reps), np.empty(reps), np.empty(reps)
+        block = max(1, _BLOCK_CELLS // max(g, 1))
+        for lo in range(0, reps, block):
+            V = V_all[:, lo:lo + block].astype(np.float64)
+            P = stacked.T @ V
+            U0, U1, Z0, Z1 = P[:k], P[k:2 * k], P[2 * k:3 * k], P[3 * k:4 * k]
+            num0[lo:lo + block], num1[lo:lo + block] = P[4 * k], P[4 * k + 1]
+            diag = squares.sum(axis=0)[:, None] if kind == "rademacher" else squares.T @ (V * V)
+            QU0, QU1 = QQ @ U0, QQ @ U1
+            qa[lo:lo + block] = diag[0] - 2 * (U0 * Z0).sum(axis=0) + (U0 * QU0).sum(axis=0)
+            qb[lo:lo + block] = diag[1] - (U1 * Z0).sum(axis=0) - (U0 * Z1).sum(axis=0) + (U0 * QU1).sum(axis=0)
+            qc[lo:lo + block] = diag[2] - 2 * (U1 * Z1).sum(axis=0) + (U1 * QU1).sum(axis=0)
+        score = _cluster_sum(L * e_unrestricted, starts)
+        se = float(np.sqrt((score**2).sum()))  # CR0 scale on purpose: the factor cancels
+
+        def p_at(b0: float) -> float:
+            t_obs = abs(estimate - b0) / se
+            den = np.sqrt(np.clip(qa - 2 * b0 * qb + b0 * b0 * qc, 1e-300, None))
+            t_star = np.abs(num0 - b0 * num1) / den
+            return float(np.mean(t_star >= t_obs * (1 - 1e-12)))
+
+        def bound(direction: float) -> float:
+            inside = estimate
+            step = se if se > 0 else 1.0
+            outside = estimate + direction * step
+            for _ in range(60):
+                if p_at(outside) <= alpha:
+                    break
+                inside, outside = outside, estimate + direction * step * 2.0
+                step *= 2.0
+            else:
+                return direction * np.inf
+            tolerance = 1e-7 * (se if se > 0 else 1.0)
+            while abs(outside - inside) > tolerance:  # bisection on the edge of the acceptance region
+                mid = (inside + outside) / 2
+                if p_at(mid) > alpha:
+                    inside = mid
+                else:
+                    outside = mid
+            return (inside + outside) / 2
+
+        return WildBootstrapResult(p_value=p_at(0.0), ci_low=bound(-1.0), ci_high=bound(1.0), reps=reps,
+                                   weights=kind, n_clusters=g)
+
+
+def fit_linear(y: np.ndarray, X: np.ndarray, names: list[str], clusters: np.ndarray | None = None, *,
+               weights: np.ndarray | None = None, absorb_clusters: bool = False) -> LinearFit:
+    """Least squares with the bookkeeping for cluster-robust inference.
+
+    Parameters
+    ----------
+    y, X, names
+        Outcome, design (n × k) and column names. Columns that are exact combinations of
+        earlier ones are dropped first, as R's ``lm`` aliases them.
+    clusters
+        Cluster labels (one per row); None makes every row its own cluster (HC1/HC2).
+    weights
+        Analytic weights (WLS), as ``lm(weights = )``; None for OLS.
+    absorb_clusters
+        Absorb one fixed effect per cluster by demeaning (the intercept must then be left out
+        of ``X``); the results equal ``lm`` with the cluster dummies.
+    """
+    y = np.asarray(y, dtype="float64")
+    X = np.asarray(X, dtype="float64")
+    n = y.size
+    if clusters is None:
+        codes = np.arange(n)
+    else:
+        codes, _ = pd.factorize(pd.Series(np.asarray(clusters)), sort=True)
+    order = np.argsort(codes, kind="stable")
+    y, X, codes = y[order], X[order], codes[order]
+    w = None if weights is None else np.asarray(weights, dtype="float64")[order]
+    sizes = np.bincount(codes)
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    n_absorbed = 0
+    if absorb_clusters:
+        if w is not None:
+            raise ValueError("absorbing cluster effects is implemented for unweighted fits only")
+        y = y - np.repeat(_cluster_sum(y, starts) / sizes, sizes)
+        X = X - np.repeat(_cluster_sum(X, starts) / sizes[:, None], sizes, axis=0)
+        n_absorbed = int(sizes.size)
+    sw = np.ones(n) if w is None else np.sqrt(w)
+    Xt = X * sw[:, None]
+    q, r = np.linalg.qr(Xt)
+    # |R_jj| is what is left of column j after the earlier ones: when none is negligible
+    # nothing is aliased; otherwise find the aliased columns one by one, as lm does
+    if Xt.shape[0] < Xt.shape[1] or not np.all(np.abs(np.diag(r)) > 1e-7 * np.sqrt((Xt**2).sum(axis=0))):
+        keep = full_rank_columns(Xt)
+        X, Xt = X[:, keep], Xt[:, keep]
+        names = [names[j] for j in keep]
+        q, r = np.linalg.qr(Xt)
+    params = np.linalg.solve(r, q.T @ (y * sw))
+    r_inv = np.linalg.inv(r)
+    bread = r_inv @ r_inv.T
+    resid = y - X @ params
+    return LinearFit(names=names, params=params, X=X, y=y, resid=resid, weights=w, cluster_codes=codes,
+                     cluster_starts=starts, cluster_sizes=sizes, bread=bread, n_absorbed=n_absorbed)

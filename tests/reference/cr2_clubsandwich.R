@@ -1,0 +1,75 @@
+# Reference numbers for evalkit's estimators under CR1 (sandwich) and CR2 (clubSandwich).
+#
+# Usage: Rscript tests/reference/cr2_clubsandwich.R INPUT.csv OUTPUT.csv
+#
+# INPUT stacks model frames (one row per child, or per centre for the centre-level model)
+# with a `model` column; see tests/reference/make_cr2_data.py. For each model and region:
+#   ancova                        lm(y ~ partnered + baseline + age_months + sex + setting)
+#   did                           lm(y ~ endline + partnered_x_endline + age_months + sex + factor(centre_id))
+#   regression_adjustment         lm(y ~ partnered + age_months + sex + setting + registration_status + fee_band)
+#   ipw                           lm(y ~ partnered, weights = weight)
+#   centre_regression_adjustment  lm(y ~ partnered + setting + registration_status + fee_band), one row per centre
+#   national_ancova               the ANCOVA + factor(stratum) (region fixed effects)
+# Factors with a single level in a region are left out (as evalkit's design has no dummy for them).
+# CR1: sandwich::vcovCL(type = "HC1", cluster = ~centre_id), t on G-1 df; for the centre-level
+# model HC1: sandwich::vcovHC(type = "HC1"), t on N-K df. CR2: clubSandwich::coef_test and
+# conf_int with vcov = "CR2", cluster = centre_id, test = "Satterthwaite".
+# Debian packages: r-base-core r-cran-sandwich r-cran-clubsandwich.
+suppressPackageStartupMessages({
+  library(sandwich)
+  library(clubSandwich)
+})
+
+args <- commandArgs(trailingOnly = TRUE)
+if (length(args) != 2) stop("usage: Rscript cr2_clubsandwich.R INPUT.csv OUTPUT.csv")
+d <- read.csv(args[1], stringsAsFactors = FALSE,
+              colClasses = c(centre_id = "character", child_id = "character"))
+
+terms_of <- list(
+  ancova = c("partnered", "baseline", "age_months", "sex", "setting"),
+  did = c("endline", "partnered_x_endline", "age_months", "sex", "factor(centre_id)"),
+  regression_adjustment = c("partnered", "age_months", "sex", "setting", "registration_status", "fee_band"),
+  ipw = c("partnered"),
+  centre_regression_adjustment = c("partnered", "setting", "registration_status", "fee_band"),
+  national_ancova = c("partnered", "baseline", "age_months", "sex", "setting", "factor(stratum)")
+)
+categorical <- c("sex", "setting", "registration_status", "fee_band")
+
+fit_one <- function(s, model) {
+  terms <- terms_of[[model]]
+  keep <- vapply(terms, function(t) !(t %in% categorical) || length(unique(s[[t]])) > 1, logical(1))
+  f <- reformulate(terms[keep], response = "y")
+  coef <- if (model == "did") "partnered_x_endline" else "partnered"
+  fit <- if (model == "ipw") lm(f, data = s, weights = weight) else lm(f, data = s)
+  est <- unname(coef(fit)[coef])
+  G <- length(unique(s$centre_id))
+  if (model == "centre_regression_adjustment") {
+    V1 <- vcovHC(fit, type = "HC1")
+    df1 <- fit$df.residual
+    first <- "HC1"
+  } else {
+    V1 <- vcovCL(fit, cluster = ~centre_id, type = "HC1")
+    df1 <- G - 1
+    first <- "CR1"
+  }
+  se1 <- sqrt(V1[coef, coef])
+  q1 <- qt(0.975, df1)
+  V2 <- vcovCR(fit, cluster = s$centre_id, type = "CR2")
+  ct <- coef_test(fit, vcov = V2, test = "Satterthwaite", coefs = coef)
+  ci <- conf_int(fit, vcov = V2, test = "Satterthwaite", coefs = coef, level = 0.95)
+  rbind(
+    data.frame(model = model, region = s$region[1], inference = first, estimate = est, std_error = se1, df = df1,
+               ci_low = est - q1 * se1, ci_high = est + q1 * se1,
+               p_value = 2 * pt(abs(est / se1), df1, lower.tail = FALSE), n_obs = nobs(fit), n_clusters = G),
+    data.frame(model = model, region = s$region[1], inference = "CR2", estimate = ct$beta, std_error = ct$SE,
+               df = ct$df_Satt, ci_low = ci$CI_L, ci_high = ci$CI_U, p_value = ct$p_Satt, n_obs = nobs(fit),
+               n_clusters = G)
+  )
+}
+
+groups <- split(d, list(d$model, d$region), drop = TRUE)
+out <- do.call(rbind, lapply(groups, function(s) fit_one(s, s$model[1])))
+out <- out[order(out$model, out$region, out$inference), ]
+write.csv(out, args[2], row.names = FALSE)
+cat(sprintf("R %s, sandwich %s, clubSandwich %s\n", getRversion(), packageVersion("sandwich"),
+            packageVersion("clubSandwich")))
