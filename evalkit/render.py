@@ -252,7 +252,7 @@ body {{ font-family: system-ui, -apple-system, "Segoe UI", Roboto, Arial, sans-s
 <main>
 <h1>{region}</h1>
 <div class="box">
-<p><strong>This region's report is unavailable.</strong></p>
+<p class="ek-lead"><strong>This region's report is unavailable.</strong></p>
 <p>{reason}</p>
 </div>
 <p>The other regions' reports are not affected. The evaluation team can find the technical details

@@ -25,6 +25,7 @@ is shown as ``"<10"`` / ``"<3"`` (counts) or ``"suppressed"`` (statistics).
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
@@ -67,6 +68,7 @@ __all__ = [
     "forest_svg",
     "effects_frame",
     "estimate_frame",
+    "method_key",
     "subgroup_frame",
     "sample_size_frame",
     "on_track_frame",
@@ -724,9 +726,9 @@ def interval_svg(estimate: float, low: float, high: float, *, unit: str = "point
              f'<circle cx="{x(estimate):.1f}" cy="{bar_y}" r="7.5" fill="{_TEXT}" stroke="#fff" stroke-width="2"/>']
     digits = _interval_digits(low, high)
     lo_x, hi_x = x(low), x(high)
-    parts.append(_svg_text(max(lo_x, left + 2), 88, format_number(low, digits), size=13,
+    parts.append(_svg_text(max(lo_x, left + 2), 88, format_number(low, digits, signed=True), size=13,
                            anchor="start" if lo_x - left < 20 else "middle"))
-    parts.append(_svg_text(min(hi_x, right - 2), 88, format_number(high, digits), size=13,
+    parts.append(_svg_text(min(hi_x, right - 2), 88, format_number(high, digits, signed=True), size=13,
                            anchor="end" if right - hi_x < 20 else "middle"))
     if abs(mid - lo_x) > 34 and abs(mid - hi_x) > 34:
         parts.append(_svg_text(mid, 88, "0", size=13, anchor="middle", fill=_MUTED))
@@ -875,7 +877,8 @@ def effects_frame(estimates: pd.DataFrame) -> pd.DataFrame:
 def estimate_frame(estimates: pd.DataFrame) -> pd.DataFrame:
     """Every whole-region estimate as display strings, primary row first and marked.
 
-    Rows describing fewer than 10 children or 3 centres in an arm show
+    Methods are abbreviated ("ANCOVA · CR1"; see :func:`method_key` for the
+    words). Rows describing fewer than 10 children or 3 centres in an arm show
     "suppressed" instead of numbers. q-values and warnings appear when the
     estimates carry them.
     """
@@ -885,7 +888,8 @@ def estimate_frame(estimates: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for index, row in estimates.iterrows():
         ok = str(row["status"]) == "ok" and _isnum(row.get("estimate"))
-        label = _method_label(row) + (" — primary" if is_primary.loc[index] else "")
+        short = _ESTIMATOR_SHORT.get(str(row["estimator"]), str(row["estimator"]))
+        label = f"{short} · {row['inference']}" + (" (primary)" if is_primary.loc[index] else "")
         note = str(row["note"]) if isinstance(row.get("note"), str) else ""
         codes = warning_codes(row)
         if codes:
@@ -893,8 +897,9 @@ def estimate_frame(estimates: pd.DataFrame) -> pd.DataFrame:
         cells = {
             "Outcome": _outcome_label(str(row["outcome"])),
             "Method": label,
-            "Estimate": format_number(row["estimate"], 2, signed=True) if ok else "not estimable",
-            "95% interval": format_interval(row["ci_low"], row["ci_high"], 2) if ok else DASH,
+            "Estimate (95% interval)": (f"{format_number(row['estimate'], 2, signed=True)} "
+                                        f"({format_interval(row['ci_low'], row['ci_high'], 2)})"
+                                        if ok else "not estimable"),
             "Std. error": format_number(row["std_error"], 2) if ok else DASH,
             "p-value": format_p(row["p_value"]) if ok else DASH,
         }
@@ -908,7 +913,7 @@ def estimate_frame(estimates: pd.DataFrame) -> pd.DataFrame:
             "Note": note,
         })
         rows.append(cells)
-    columns = ["Outcome", "Method", "Estimate", "95% interval", "Std. error", "p-value"]
+    columns = ["Outcome", "Method", "Estimate (95% interval)", "Std. error", "p-value"]
     columns += ["q-value (BH)"] if has_q else []
     columns += ["Effect size (SD)", "Children", "Partnered centres", "Comparison centres", "Note"]
     table = pd.DataFrame(rows, columns=columns)
@@ -916,9 +921,20 @@ def estimate_frame(estimates: pd.DataFrame) -> pd.DataFrame:
     shown = suppress_small_cells(table, children="Children",
                                  centres=["Partnered centres", "Comparison centres"], values=values)
     # A not-estimable row carries no statistic to protect: keep saying so.
-    not_ok = table["Estimate"] == "not estimable"
+    not_ok = table["Estimate (95% interval)"] == "not estimable"
     shown.loc[not_ok, values] = table.loc[not_ok, values]
+    shown.insert(len(columns) - 3, "Centres (partnered / comparison)",
+                 shown.pop("Partnered centres") + " / " + shown.pop("Comparison centres"))
     return shown
+
+
+def method_key(estimates: pd.DataFrame) -> str:
+    """The abbreviations of :func:`estimate_frame`'s Method column that occur, in words."""
+    whole = _whole(estimates)
+    words = [f"{_ESTIMATOR_SHORT.get(e, e)} = {_ESTIMATOR_LABELS.get(e, e)}"
+             for e in dict.fromkeys(whole["estimator"].astype(str)) if _ESTIMATOR_SHORT.get(e, e) != _ESTIMATOR_LABELS.get(e, e)]
+    words += [f"{i} = {_INFERENCE_LABELS.get(i, i)}" for i in dict.fromkeys(whole["inference"].astype(str))]
+    return "; ".join(words) + "." if words else ""
 
 
 def subgroup_frame(estimates: pd.DataFrame) -> pd.DataFrame:
@@ -1022,10 +1038,13 @@ def satisfaction_frame(satisfaction: pd.DataFrame | None) -> pd.DataFrame:
     frame = satisfaction.assign(arm=satisfaction["arm"].astype(str).str.capitalize())
     items = list(dict.fromkeys(frame["item"].astype(str)))
     items = sorted(items, key=lambda i: (i != "overall", i == "nps"))
+    labels = (dict(zip(frame["item"].astype(str), frame["item_label"].astype(str)))
+              if "item_label" in frame.columns else {})
     rows = []
     for item in items:
-        label = {"overall": "Customer service score (share satisfied, 4–5 of 5)",
-                 "nps": "Net promoter score (−100 to 100)"}.get(item, item.replace("_", " ").capitalize())
+        label = {"overall": "Customer service score (all items; share answering 4–5 of 5)",
+                 "nps": "Net promoter score (−100 to 100)"}.get(
+            item, labels.get(item, item.removeprefix("sat_").replace("_", " ").capitalize()))
         cells = {"Item": label}
         for arm in ARMS:
             match = frame.loc[(frame["item"].astype(str) == item) & (frame["arm"] == arm)]
@@ -1037,7 +1056,8 @@ def satisfaction_frame(satisfaction: pd.DataFrame | None) -> pd.DataFrame:
             if not _isnum(n) or float(n) < MIN_CHILDREN_PER_CELL:
                 cells[arm] = f"{SUPPRESSED} (n {suppress_count(n)})"
                 continue
-            value = row.get("mean_score") if item == "nps" else row.get("top2_pct")
+            value = (row.get("nps") if _isnum(row.get("nps")) else row.get("mean_score")) if item == "nps" \
+                else row.get("top2_pct")
             shown = format_number(value, 0, signed=True) if item == "nps" else _pct(value)
             cells[arm] = f"{shown} (n {suppress_count(n)})"
         rows.append(cells)
@@ -1055,9 +1075,10 @@ def scorecard_frame(scorecard: pd.DataFrame | None, region: str) -> pd.DataFrame
     for _, row in frame.iterrows():
         unit = str(row.get("unit")) if isinstance(row.get("unit"), str) else ""
         fmt = (lambda v: _pct(v)) if unit in ("%", "pct", "percent") else (lambda v: format_number(v, 0))
+        label = row.get("label") if isinstance(row.get("label"), str) else str(row["metric"]).replace("_", " ").capitalize()
         met = row.get("is_met")
         met_text = DASH if pd.isna(met) else ("Yes" if _as_bool(pd.Series([met])).iloc[0] else "Not yet")
-        rows.append({"Metric": str(row["metric"]).replace("_", " ").capitalize(),
+        rows.append({"Metric": label,
                      "Scope": region if row["scope"] == "region" else "All regions",
                      "Value": fmt(row.get("value")), "Target": fmt(row.get("target")), "Met?": met_text})
     return pd.DataFrame(rows, columns=columns)
@@ -1356,14 +1377,28 @@ def _figure_html(fig, alt: str, caption: str) -> str:
             f"<figcaption>{caption}</figcaption></figure>")
 
 
-def _new_figure(width: float, height: float, ncols: int = 1):
-    import matplotlib
+#: Figure text sizes chosen so that labels stay readable when a chart shrinks to a phone's width.
+_FIGURE_RC = {"font.size": 12, "axes.labelsize": 12, "xtick.labelsize": 11.5, "ytick.labelsize": 11.5,
+              "legend.fontsize": 11.5, "font.family": "sans-serif"}
 
+
+def _styled(function: Callable) -> Callable:
+    """Draw the whole figure under :data:`_FIGURE_RC` (text takes its size when it is created)."""
+
+    @functools.wraps(function)
+    def drawn(*args, **kwargs):
+        import matplotlib
+
+        with matplotlib.rc_context(_FIGURE_RC):
+            return function(*args, **kwargs)
+    return drawn
+
+
+def _new_figure(width: float, height: float, ncols: int = 1):
     from matplotlib.figure import Figure
 
-    with matplotlib.rc_context({"font.size": 10, "font.family": "sans-serif"}):
-        fig = Figure(figsize=(width, height), layout="constrained")
-        return fig, fig.subplots(1, ncols)
+    fig = Figure(figsize=(width, height), layout="constrained")
+    return fig, fig.subplots(1, ncols)
 
 
 def _placeholder(text: str) -> str:
@@ -1381,9 +1416,7 @@ def _guarded(source: str) -> Callable:
                 missing = f" (it lacks the column {exc.args[0]!r})" if isinstance(exc, KeyError) and exc.args else ""
                 return _html(_placeholder(f"This section could not be shown: {html.escape(source)} does not "
                                           f"have the expected layout{html.escape(missing)}."))
-        section.__name__, section.__doc__ = function.__name__, function.__doc__
-        section.__wrapped__ = function
-        return section
+        return functools.wraps(function)(section)
     return wrap
 
 
@@ -1548,12 +1581,14 @@ def estimate_table(data: RegionData, number: int | None = None):
     caption = (f"Table {n}. All estimates of the difference between partnered and comparison centres "
                f"in {html.escape(data.region)} (partnered minus comparison)")
     note = ("Estimates are in the outcome's units (ELOM points unless stated). A positive estimate "
-            "means higher scores in partnered centres. " + SUPPRESSION_NOTE)
+            "means higher scores in partnered centres. " + html.escape(method_key(data.estimates)) + " "
+            + SUPPRESSION_NOTE)
     frame = estimate_frame(data.estimates)
     numeric = [c for c in frame.columns if c not in ("Outcome", "Method", "Note")]
     return _html(_table_html(frame, caption, note=note, numeric=numeric, stack=True))
 
 
+@_styled
 def score_distribution_figure(data: RegionData, number: int | None = None):
     """Box plots of ELOM total by arm and wave (groups too small to show are left out)."""
     import seaborn as sns
@@ -1595,6 +1630,7 @@ def score_distribution_figure(data: RegionData, number: int | None = None):
     return _html(_figure_html(fig, alt, caption))
 
 
+@_styled
 def on_track_figure(data: RegionData, number: int | None = None):
     """Bar chart of the share of children On Track, by arm and wave."""
     rows = []
@@ -1616,7 +1652,7 @@ def on_track_figure(data: RegionData, number: int | None = None):
             x = j + (i - 0.5) * width
             ax.bar(x, match[0], width=width * 0.95, color=PALETTE[arm], label=arm if j == 1 or len(rows) < 3 else None,
                    hatch="//" if arm == "Comparison" else None, edgecolor="white", linewidth=0)
-            ax.text(x, match[0] + 1.5, f"{match[0]:.0f}%", ha="center", va="bottom", fontsize=10)
+            ax.text(x, match[0] + 1.5, f"{match[0]:.0f}%", ha="center", va="bottom")
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), frameon=False, loc="upper left", ncols=2)
@@ -1656,7 +1692,9 @@ def indicators_table(data: RegionData, number: int | None = None):
     note = "Raw figures, not adjusted for differences between centres. " + SUPPRESSION_NOTE
     groups = [("", 1)] + [(arm, len(WAVES)) for arm in ARMS]
     labels = {f"{arm}, {wave}": wave.capitalize() for arm in ARMS for wave in WAVES}
-    return _html(_table_html(frame, caption, note=note, numeric=frame.columns[1:], stack=False,
+    # "suppressed" is wider than a number: with it, phones get the card layout instead of a grid
+    has_suppressed = bool((frame.iloc[:, 1:] == SUPPRESSED).to_numpy().any())
+    return _html(_table_html(frame, caption, note=note, numeric=frame.columns[1:], stack=has_suppressed,
                              column_groups=groups, column_labels=labels))
 
 
@@ -1689,6 +1727,7 @@ def scorecard_table(data: RegionData, number: int | None = None):
 
 
 @_guarded("results/milestones.csv")
+@_styled
 def milestones_figure(data: RegionData, number: int | None = None):
     """Cumulative partnership MOUs signed against plan, by month."""
     milestones = data.table("milestones")
@@ -1700,18 +1739,22 @@ def milestones_figure(data: RegionData, number: int | None = None):
     frame = (regional if not regional.empty else frame.loc[frame["scope"] == "national"]).sort_values("month")
     where = data.region if not regional.empty else "all regions"
     fig, ax = _new_figure(5.4, 2.8)
-    months = frame["month"].astype(str).tolist()
-    ax.plot(months, frame["cumulative_mous"], color=PALETTE["Partnered"], marker="o", linewidth=2, label="Signed")
+    month_column = "calendar_month" if "calendar_month" in frame.columns else "month"
+    months = frame[month_column].astype(str).tolist()
+    steps = np.arange(len(months))
+    ax.plot(steps, frame["cumulative_mous"], color=PALETTE["Partnered"], linewidth=2.2, label="Signed")
     if "planned_mous" in frame and frame["planned_mous"].notna().any():
-        ax.plot(months, frame["planned_mous"], color=_MUTED, linestyle="--", linewidth=1.5, label="Planned")
+        planned = frame["planned_mous"].notna().to_numpy()
+        ax.plot(steps[planned], frame["planned_mous"].to_numpy()[planned], color=_TEXT, linestyle="--",
+                marker="s", markersize=6, linewidth=1.2, label="Planned (milestones)")
     ax.set_ylabel("Partnerships (cumulative)")
     ax.legend(frameon=False, loc="upper left")
     ax.spines[["top", "right"]].set_visible(False)
     step = max(1, math.ceil(len(months) / 4))
-    ax.set_xticks(range(0, len(months), step), months[::step], rotation=0)
+    ax.set_xticks(steps[::step], months[::step], rotation=0)
     last = frame.iloc[-1]
     alt = (f"Line chart of partnerships signed in {where}, by month: {format_number(last['cumulative_mous'], 0)} "
-           f"signed by {last['month']}"
+           f"signed by {last[month_column]}"
            + (f" against {format_number(last.get('planned_mous'), 0)} planned." if _isnum(last.get("planned_mous")) else "."))
     n = data.next_number("Figure", number)
     caption = f"Figure {n}. Partnership agreements (MOUs) signed in {html.escape(where)}, cumulative, against plan."
@@ -1746,6 +1789,7 @@ def balance_table(data: RegionData, number: int | None = None):
 
 
 @_guarded("results/balance.csv")
+@_styled
 def love_plot(data: RegionData, number: int | None = None):
     """Love plot: absolute standardised difference per characteristic against the 0.05 and 0.25 lines."""
     balance = data.table("balance")

@@ -130,14 +130,18 @@ def test_estimate_frame_suppresses_small_rows_but_keeps_not_estimable_wording():
     ])
     table = estimate_frame(rows)
     first, small, missing = (table.iloc[i] for i in range(3))
-    assert first["Estimate"] == "+2.00" and first["95% interval"] == "0.50 to 3.50"
-    assert first["Method"].endswith("— primary")
-    assert first["Children"] == "400"
-    assert small["Estimate"] == "suppressed" and small["p-value"] == "suppressed"
+    assert first["Estimate (95% interval)"] == "+2.00 (0.50 to 3.50)"
+    assert first["Method"] == "ANCOVA · CR1 (primary)" and small["Method"] == "ANCOVA · CR2"
+    assert first["Children"] == "400" and first["Centres (partnered / comparison)"] == "12 / 14"
+    assert small["Estimate (95% interval)"] == "suppressed" and small["p-value"] == "suppressed"
     assert small["Children"] == "<10"
-    assert missing["Estimate"] == "not estimable"
-    assert missing["Partnered centres"] == "<3" and missing["Comparison centres"] == "4"
+    assert missing["Estimate (95% interval)"] == "not estimable"
+    assert missing["Centres (partnered / comparison)"] == "<3 / 4"
     assert missing["Note"] == "Only 2 partnered"
+    assert list(table.columns) == ["Outcome", "Method", "Estimate (95% interval)", "Std. error", "p-value",
+                                   "Effect size (SD)", "Children", "Centres (partnered / comparison)", "Note"]
+    assert reporting.method_key(rows) == ("CR1 = SE clustered by centre (CR1); "
+                                          "CR2 = SE clustered by centre (CR2, small-sample).")
 
 
 def children_frame() -> pd.DataFrame:
@@ -450,3 +454,24 @@ def test_load_region_reads_optional_tables_for_the_region(prepared):
     assert data.table("balance") is None
     assert sorted(data.table("scorecard")["scope"]) == ["national", "region"]
     assert set(data.table("scorecard")["region"].fillna("")) == {"", "Gauteng"}
+
+
+def test_satisfaction_and_scorecard_use_the_stages_labels_and_nps_column():
+    satisfaction = pd.DataFrame([
+        dict(arm="partnered", item="sat_safety", item_label="Safety of the child", n_valid=217, top2_pct=86.2,
+             mean_score=4.3, nps=NAN),
+        dict(arm="partnered", item="nps", item_label="Net promoter score", n_valid=225, top2_pct=NAN,
+             mean_score=NAN, nps=29.3),
+        dict(arm="partnered", item="overall", item_label="All items pooled", n_valid=1298, top2_pct=86.7,
+             mean_score=4.4, nps=NAN),
+    ])
+    table = reporting.satisfaction_frame(satisfaction)
+    assert table["Item"].tolist() == ["Customer service score (all items; share answering 4–5 of 5)",
+                                      "Safety of the child", "Net promoter score (−100 to 100)"]
+    assert table["Partnered"].tolist() == ["87% (n 1,298)", "86% (n 217)", "+29 (n 225)"]
+    assert table["Comparison"].tolist() == ["–"] * 3
+    card = reporting.scorecard_frame(pd.DataFrame([dict(
+        scope="region", region="Gauteng", metric="customer_service_score_pct", label="Customer service score (top-2-box)",
+        value=79.66, target=85.0, unit="percent", is_met=False)]), "Gauteng")
+    assert card.iloc[0].to_dict() == {"Metric": "Customer service score (top-2-box)", "Scope": "Gauteng",
+                                      "Value": "80%", "Target": "85%", "Met?": "Not yet"}
