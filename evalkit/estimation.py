@@ -46,7 +46,7 @@ from scipy import stats
 from .config import MIN_CENTRES_PER_ARM, load_rules
 from .indicators import OUTCOME_FAMILY
 from .inference import Inference, LinearFit, fit_linear
-from .multiplicity import bh_qvalues, kling_index, sharpened_qvalues
+from .multiplicity import bh_qvalues, kling_components, kling_index, sharpened_qvalues
 from .propensity import centre_propensity, centre_table, overlap_summary
 
 __all__ = [
@@ -152,7 +152,7 @@ class EffectResult:
     ci_high: float = np.nan
     p_value: float = np.nan
     effect_size_sd: float = np.nan
-    n_children: int = 0
+    n_children: int | float = 0  # NaN for centre-level outcomes
     n_centres_partnered: int = 0
     n_centres_comparison: int = 0
     status: Literal["ok", "not_estimable"] = "ok"
@@ -623,7 +623,7 @@ def regression_adjustment_from_frame(frame: pd.DataFrame, *, region: str, outcom
     :func:`centre_outcome_frame` (centre level, one row per centre, HC errors)."""
     inferences = _as_tuple(inference)
     n_part, n_comp = _arm_counts(frame) if len(frame) else (0, 0)
-    n_children = len(frame) if level == "child" else 0
+    n_children = len(frame) if level == "child" else np.nan
     common = _common(region, outcome, "regression_adjustment", frame, n_part, n_comp, n_children=n_children)
     reason = _too_few(n_part, n_comp, min_centres, "have the outcome")
     if reason:
@@ -713,7 +713,7 @@ def ipw_from_frame(frame: pd.DataFrame, scored: pd.DataFrame, *, region: str, ou
     data = frame.merge(weights, on="centre_id", how="inner")
     data = data.loc[~data["is_trimmed"].astype(bool) & (data["weight_att"] > 0)]
     n_part, n_comp = _arm_counts(data) if len(data) else (0, 0)
-    common = _common(region, outcome, "ipw", data, n_part, n_comp, n_children=len(data) if level == "child" else 0)
+    common = _common(region, outcome, "ipw", data, n_part, n_comp, n_children=len(data) if level == "child" else np.nan)
     reason = _too_few(n_part, n_comp, min_centres, "have the outcome and a propensity score")
     summary = overlap_summary(scored) if scored["propensity"].notna().all() else None
     if reason or summary is None:
@@ -748,7 +748,7 @@ def aipw_from_frame(frame: pd.DataFrame, scored: pd.DataFrame, *, region: str, o
     data = frame.merge(weights, on="centre_id", how="inner")
     data = data.loc[~data["is_trimmed"].astype(bool)]
     n_part, n_comp = _arm_counts(data) if len(data) else (0, 0)
-    common = _common(region, outcome, "aipw", data, n_part, n_comp, n_children=len(data) if level == "child" else 0)
+    common = _common(region, outcome, "aipw", data, n_part, n_comp, n_children=len(data) if level == "child" else np.nan)
     reason = _too_few(n_part, n_comp, min_centres, "have the outcome and a propensity score")
     summary = overlap_summary(scored) if scored["propensity"].notna().all() else None
     if reason or summary is None:
@@ -942,8 +942,9 @@ def _outcome_plan(data: pd.DataFrame, centre_outcomes: pd.DataFrame | None, outc
         if table is not None and spec.name in table.columns and (outcomes is None or spec.name in outcomes):
             plan.append((spec.name, spec.level))
     index_name = _rules()["kling_index"]["name"]
-    if outcomes is None or index_name in outcomes:
-        data = data.assign(**{index_name: kling_index(data)})
+    components = kling_components(data.columns)
+    if (outcomes is None or index_name in outcomes) and len(components) >= 2:  # one component is no index
+        data = data.assign(**{index_name: kling_index(data, components)})
         plan.append((index_name, "child"))
     return data, plan, [o for o, level in plan if level == "child"]
 

@@ -299,10 +299,10 @@ class LinearFit:
         j = self.index(name)
         estimate = float(self.params[j])
         if inference in ("CR1", "HC1"):
-            se = float(np.sqrt(self.vcov_cr1()[j, j]))
+            se = float(np.sqrt(max(self.vcov_cr1()[j, j], 0.0)))  # rounding can leave −1e-35
             df = self.df_cr1()
         elif inference == "CR2":
-            se = float(np.sqrt(self.vcov_cr2()[j, j]))
+            se = float(np.sqrt(max(self.vcov_cr2()[j, j], 0.0)))
             df = self.df_satterthwaite(name)
         else:
             raise ValueError(f"unknown inference {inference!r}")

@@ -117,3 +117,268 @@ def test_not_estimable_with_too_few_partnered_centres(reference_data):
     assert np.isnan(result.estimate)
     assert "Only 2 partnered" in result.note
     assert "not estimable" in result.summary()
+
+
+# ----------------------------------------------------------------------------- the other estimators
+
+from scipy.special import expit  # noqa: E402
+
+from evalkit.estimation import (  # noqa: E402
+    CONTRACT_COLUMNS,
+    EffectResult,
+    EffectResults,
+    _finish,
+    aipw_from_frame,
+    estimate_aipw,
+    estimate_did,
+    estimate_heterogeneity,
+    estimate_ipw,
+    estimate_national,
+    estimate_region,
+    estimate_regression_adjustment,
+    ipw_from_frame,
+)
+
+
+def synthetic_outcomes(seed: int, n_centres: int = 300, effect: float = 2.6, rho: float = 1.0,
+                       female_extra: float = 0.0, dose_per_month: float = 0.0, region: str = "Alpha",
+                       with_baseline: bool = True) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """child_outcomes and centre_outcomes with selection on centre characteristics and a known effect.
+
+    Partnership follows a logit in registration, fee band and setting, which also raise scores,
+    so a naive comparison is biased upwards. The effect on partnered children is ``effect``
+    (+ ``female_extra`` for girls, + ``dose_per_month`` per month of partnership above the
+    partnered mean). With ``rho = 1`` the endline is baseline + gain, so DiD is unbiased too.
+    """
+    rng = np.random.default_rng(seed)
+    registration = rng.choice(["registered", "conditional", "unregistered"], n_centres)
+    fee = rng.choice(["low", "high"], n_centres)
+    setting = rng.choice(["urban", "rural"], n_centres)
+    level = (np.select([registration == "registered", registration == "unregistered"], [1.5, -1.5], 0.0)
+             + np.where(fee == "high", 2.0, -1.0) + np.where(setting == "urban", 1.0, -1.0))
+    logit = -0.5 + 0.9 * (registration == "registered") + 0.7 * (fee == "high") + 0.4 * (setting == "urban")
+    partnered = rng.random(n_centres) < expit(logit)
+    exposure = np.where(partnered, rng.uniform(3, 36, n_centres), np.nan)
+    centre_ids = np.array([f"C{i:04d}" for i in range(n_centres)])
+    sizes = rng.integers(5, 15, n_centres)
+    c = np.repeat(np.arange(n_centres), sizes)
+    n = c.size
+    female = rng.random(n) < 0.5
+    age_b = rng.uniform(48, 60, n)
+    base = 45 + 2 * level[c] + rng.normal(0, 3, n_centres)[c] + 0.7 * (age_b - 54) + 2 * female + rng.normal(0, 10, n)
+    centred = np.nan_to_num(exposure - np.nanmean(exposure))
+    tau = (effect + female_extra * female + dose_per_month * centred[c]) * partnered[c]
+    end = (10 + rho * base + 0.3 * (age_b + 8 - 62) + female + 0.5 * (setting[c] == "urban") + tau
+           + rng.normal(0, 1.5, n_centres)[c] + rng.normal(0, 7, n))
+    common = dict(child_id=[f"K{i:06d}" for i in range(n)], centre_id=centre_ids[c], region=region,
+                  is_partnered=pd.array(partnered[c], dtype="boolean"), sex=np.where(female, "female", "male"),
+                  setting=setting[c])
+    # two more outcomes with no effect, so that the Kling index has components
+    haz = rng.normal(-0.5, 1, n)
+    waves = [pd.DataFrame({**common, "wave": "endline", "age_months": age_b + 8, "elom_total": end,
+                           "haz": haz + rng.normal(0, 0.2, n), "attendance_rate": rng.beta(8, 2, n)})]
+    if with_baseline:
+        waves.insert(0, pd.DataFrame({**common, "wave": "baseline", "age_months": age_b, "elom_total": base,
+                                      "haz": haz, "attendance_rate": rng.beta(8, 2, n)}))
+    child = pd.concat(waves, ignore_index=True)
+    types = np.where(partnered, rng.choice(["cbo", "wellness", "cbo;private"], n_centres), "")
+    centres = pd.DataFrame({
+        "centre_id": centre_ids, "region": region, "is_partnered": pd.array(partnered, dtype="boolean"),
+        "setting": setting, "registration_status": registration, "fee_band": fee, "exposure_months": exposure,
+        "partner_types": types,
+        "customer_service_score_pct": np.clip(60 + 2 * level + 6 * partnered + rng.normal(0, 8, n_centres), 0, 100),
+    })
+    return child, centres
+
+
+@pytest.fixture(scope="module")
+def selected():
+    return synthetic_outcomes(11, n_centres=900)
+
+
+def test_adjusted_estimators_recover_the_effect_that_a_naive_comparison_misses(selected):
+    child, centres = selected
+    endline = child[child["wave"] == "endline"]
+    naive = (endline.loc[endline["is_partnered"], "elom_total"].mean()
+             - endline.loc[~endline["is_partnered"], "elom_total"].mean())
+    assert naive - 2.6 > 2.0  # selection on observables: the naive difference is far off
+    results = {
+        "ancova": estimate_ancova(child, "Alpha"),
+        "did": estimate_did(child, "Alpha"),
+        "regression_adjustment": estimate_regression_adjustment(child, "Alpha", centre_outcomes=centres),
+        "ipw": estimate_ipw(child, "Alpha", centre_outcomes=centres),
+        "aipw": estimate_aipw(child, "Alpha", centre_outcomes=centres),
+    }
+    for name, result in results.items():
+        assert result.status == "ok" and result.estimator == name
+        assert abs(result.estimate - 2.6) < 3.5 * result.std_error, (name, result.estimate, result.std_error)
+        assert result.ci_low < 2.6 < result.ci_high or abs(result.estimate - 2.6) < 3.5 * result.std_error
+    # the weighted estimators report their overlap diagnostics
+    assert results["ipw"].diagnostics["n_centres_partnered"] > 100
+    assert results["aipw"].diagnostics["effective_comparison_centres"] > 100
+
+
+def test_did_is_biased_when_scores_regress_to_the_mean():
+    child, _ = synthetic_outcomes(12, n_centres=900, rho=0.5)
+    ancova, did = estimate_ancova(child, "Alpha"), estimate_did(child, "Alpha")
+    assert abs(ancova.estimate - 2.6) < 3.5 * ancova.std_error
+    # partnered centres start higher, and half of that gap fades by the endline
+    assert did.estimate - 2.6 < -3 * did.std_error
+
+
+def test_ipw_is_the_hajek_att_by_hand():
+    frame = pd.DataFrame({"centre_id": ["a", "a", "b", "c", "c", "d"], "y": [5.0, 7.0, 4.0, 2.0, 4.0, 1.0],
+                          "partnered": [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]})
+    scored = pd.DataFrame({"centre_id": ["a", "b", "c", "d"], "partnered": [1.0, 1.0, 0.0, 0.0],
+                           "propensity": [0.6, 0.5, 0.5, 0.2], "weight_att": [1.0, 1.0, 1.0, 0.25],
+                           "is_trimmed": [False, False, False, False]})
+    result = ipw_from_frame(frame, scored, region="R", outcome="y", min_centres=2)
+    # treated mean 16/3; comparison weighted mean (2 + 4 + 0.25 * 1) / 2.25
+    assert result.estimate == pytest.approx(16 / 3 - 6.25 / 2.25)
+    assert result.n_centres_partnered == 2 and result.n_children == 6
+
+
+def test_trimmed_centres_are_left_out_and_reported():
+    frame = pd.DataFrame({"centre_id": list("aabbccddee"), "y": np.arange(10.0), "partnered": [1.0] * 6 + [0.0] * 4})
+    scored = pd.DataFrame({"centre_id": list("abcde"), "partnered": [1.0, 1, 1, 0, 0],
+                           "propensity": [0.97, 0.5, 0.5, 0.4, 0.3], "weight_att": [0.0, 1, 1, 0.4 / 0.6, 0.3 / 0.7],
+                           "is_trimmed": [True, False, False, False, False]})
+    result = ipw_from_frame(frame, scored, region="R", outcome="y", min_centres=2)
+    assert result.n_centres_partnered == 2 and result.n_children == 8
+    assert "weights_trimmed" in result.warning and "1 partnered and 0 comparison centres trimmed" in result.note
+
+
+def test_aipw_with_a_constant_propensity_is_the_imputation_estimator(rng):
+    n = 200
+    frame = pd.DataFrame({"centre_id": np.repeat(np.arange(40), 5).astype(str), "age_months": rng.uniform(48, 60, n),
+                          "sex": rng.choice(["female", "male"], n), "setting": "urban"})
+    frame["partnered"] = (frame["centre_id"].astype(int) % 2).astype(float)
+    frame["y"] = 2 * frame["partnered"] + 0.5 * frame["age_months"] + rng.normal(size=n)
+    scored = pd.DataFrame({"centre_id": frame["centre_id"].unique(), "propensity": 0.5, "weight_att": 1.0,
+                           "is_trimmed": False})
+    scored["partnered"] = (scored["centre_id"].astype(int) % 2).astype(float)
+    result = aipw_from_frame(frame, scored, region="R", outcome="y", numeric=["age_months"], categorical=["sex"])
+    control = frame[frame["partnered"] == 0]
+    X = np.column_stack([np.ones(len(control)), control["age_months"], control["sex"] == "male"]).astype(float)
+    beta = np.linalg.lstsq(X, control["y"], rcond=None)[0]
+    treated = frame[frame["partnered"] == 1]
+    Xt = np.column_stack([np.ones(len(treated)), treated["age_months"], treated["sex"] == "male"]).astype(float)
+    assert result.estimate == pytest.approx(float(np.mean(treated["y"] - Xt @ beta)), rel=1e-10)
+    assert result.inference == "CR1" and result.df == 39
+
+
+def test_heterogeneity_finds_the_girls_effect_and_the_dose():
+    child, centres = synthetic_outcomes(13, n_centres=500, effect=1.0, female_extra=3.0, dose_per_month=0.2)
+    rows = estimate_heterogeneity(child, "Alpha", centre_outcomes=centres, inference=["CR1"]).tidy().set_index("subgroup")
+    assert rows.loc["sex=female", "estimate"] - rows.loc["sex=male", "estimate"] == pytest.approx(3.0, abs=1.2)
+    assert rows.loc["sex:female_minus_male", "estimate"] == pytest.approx(3.0, abs=1.2)
+    assert rows.loc["sex:female_minus_male", "p_value"] < 0.01
+    dose = rows.loc["dose:per_12_months"]
+    assert dose["estimate"] == pytest.approx(0.2 * 12, abs=1.0) and dose["p_value"] < 0.01
+    assert {"setting=urban", "setting=rural", "partner_type=cbo", "partner_type=private", "partner_type=wellness",
+            "exposure_months=0-12", "exposure_months=12-24", "exposure_months=24+"} <= set(rows.index)
+    # partner type private: only the "cbo;private" centres are its partnered centres
+    private = centres.loc[centres["partner_types"].str.contains("private")]
+    assert rows.loc["partner_type=private", "n_centres_partnered"] == len(private)
+
+
+@pytest.fixture(scope="module")
+def region_rows():
+    child, centres = synthetic_outcomes(14, n_centres=60)
+    return child, centres, estimate_region(child, centres, "Alpha", bootstrap_reps=199)
+
+
+def test_estimate_region_rows(region_rows):
+    child, centres, rows = region_rows
+    assert list(rows.columns) == [*CONTRACT_COLUMNS, "q_value_bh", "q_value_sharpened", "subgroup", "warning",
+                                  "is_primary"]
+    assert set(rows["inference"]) == {"CR1", "CR2", "WCR-bootstrap", "HC1"}
+    assert set(rows["estimator"]) == {"ancova", "did", "regression_adjustment", "ipw", "aipw"}
+    assert set(rows["outcome"]) == {"elom_total", "haz", "attendance_rate", "customer_service_score_pct",
+                                    "kling_index"}
+    primary = rows[rows["is_primary"]]
+    assert len(primary) == 1
+    single = estimate_ancova(child, "Alpha").tidy().iloc[0]
+    for column in CONTRACT_COLUMNS:
+        assert primary.iloc[0][column] == single[column], column
+    boot = rows[(rows["inference"] == "WCR-bootstrap") & (rows["status"] == "ok")]
+    assert (rows["status"] == "ok").mean() > 0.9
+    assert len(boot) > 20 and boot["std_error"].isna().all() and boot["df"].isna().all()
+    assert ((boot["ci_low"] < boot["estimate"]) & (boot["estimate"] < boot["ci_high"])).all()
+    centre = rows[rows["outcome"] == "customer_service_score_pct"]
+    assert set(centre["inference"]) == {"HC1", "CR2", "WCR-bootstrap"} and centre["n_children"].isna().all()
+    # the same seed gives the same bootstrap
+    again = estimate_region(child, centres, "Alpha", bootstrap_reps=199, outcomes=["elom_total"])
+    mine = rows[(rows["outcome"] == "elom_total") & (rows["inference"] == "WCR-bootstrap")]
+    same = [c for c in CONTRACT_COLUMNS if c != "n_children"]  # q-values depend on the family asked for
+    pd.testing.assert_frame_equal(mine[same].reset_index(drop=True),
+                                  again.loc[again["inference"] == "WCR-bootstrap", same].reset_index(drop=True))
+
+
+def test_q_values_are_computed_over_the_outcome_family(region_rows):
+    *_, rows = region_rows
+    whole = rows[(rows["subgroup"] == "") & (rows["status"] == "ok")]
+    family = whole[(whole["estimator"] == "regression_adjustment") & whole["inference"].isin(["CR1", "HC1"])
+                   & (whole["outcome"] != "kling_index")]
+    assert set(family["outcome"]) == {"elom_total", "haz", "attendance_rate", "customer_service_score_pct"}
+    from evalkit.multiplicity import bh_qvalues
+
+    np.testing.assert_allclose(family["q_value_bh"], bh_qvalues(family["p_value"]))
+    assert rows.loc[rows["outcome"] == "kling_index", "q_value_bh"].isna().all()
+    assert rows.loc[rows["subgroup"] != "", "q_value_bh"].isna().all()
+
+
+def test_warning_codes():
+    common = dict(region="R", outcome="elom_total", estimator="ancova", n_centres_partnered=5, n_centres_comparison=30)
+    rows = [EffectResult(inference="CR1", p_value=0.04, estimate=1.0, **common),
+            EffectResult(inference="CR2", p_value=0.07, estimate=1.0, **common),
+            EffectResult(inference="CR1", p_value=0.5, estimate=1.0, **{**common, "outcome": "haz"}),
+            EffectResult(inference="CR2", p_value=0.6, estimate=1.0, **{**common, "outcome": "haz"})]
+    table = _finish(rows)
+    assert table.loc[0, "warning"] == "few_partnered_centres;cr1_cr2_disagree"
+    assert table.loc[1, "warning"] == "few_partnered_centres;cr1_cr2_disagree"
+    assert table.loc[2, "warning"] == "few_partnered_centres"
+    assert table["is_primary"].tolist() == [True, False, False, False]
+
+
+def test_region_without_baseline_falls_back_on_regression_adjustment():
+    child, centres = synthetic_outcomes(15, n_centres=80, with_baseline=False)
+    rows = estimate_region(child, centres, "Alpha", outcomes=["elom_total"], bootstrap_reps=99)
+    whole = rows[rows["subgroup"] == ""].set_index(["estimator", "inference"])
+    assert whole.loc[("ancova", "CR1"), "status"] == "not_estimable"
+    assert whole.loc[("did", "CR1"), "status"] == "not_estimable"
+    ra = whole.loc[("regression_adjustment", "CR1")]
+    assert ra["status"] == "ok" and "no baseline" in ra["note"]
+    assert abs(ra["estimate"] - 2.6) < 4 * ra["std_error"]
+
+
+def test_national_pools_regions_with_fixed_effects():
+    a, ca = synthetic_outcomes(16, n_centres=150, effect=2.0, region="Alpha")
+    b, cb = synthetic_outcomes(17, n_centres=150, effect=2.0, region="Beta")
+    b = b.assign(child_id="B" + b["child_id"], centre_id="B" + b["centre_id"],
+                 elom_total=b["elom_total"] + 10)  # a region shift the fixed effects absorb
+    cb = cb.assign(centre_id="B" + cb["centre_id"])
+    rows = estimate_national(pd.concat([a, b]), pd.concat([ca, cb]), bootstrap_reps=99)
+    primary = rows[rows["is_primary"]].iloc[0]
+    assert primary["region"] == "National" and primary["n_centres_partnered"] + primary["n_centres_comparison"] == 300
+    assert abs(primary["estimate"] - 2.0) < 3.5 * primary["std_error"]
+    assert "region fixed effects" in primary["note"]
+
+
+def test_not_estimable_region_gives_reasons_not_errors(reference_data):
+    data, _ = reference_data
+    frame = data.loc[data["region"] == "Delta"].copy()
+    frame.loc[frame["partnered"] == 1, "partnered"] = 0
+    frame.loc[frame["centre_id"] == frame["centre_id"].iloc[0], "partnered"] = 1
+    outcomes = _outcomes_from_frame(frame)
+    rows = estimate_region(outcomes, None, "Delta", bootstrap_reps=99)
+    assert (rows["status"] == "not_estimable").all() and rows["note"].str.len().gt(0).all()
+
+
+def test_results_display(region_rows):
+    child, centres, _ = region_rows
+    many = estimate_ancova(child, "Alpha", inference=["CR1", "CR2", "WCR-bootstrap"], bootstrap_reps=99)
+    assert isinstance(many, EffectResults) and len(many) == 3
+    assert list(many.tidy()["inference"]) == ["CR1", "CR2", "WCR-bootstrap"]
+    assert "bootstrap" in many.summary() and "<table" in many._repr_html_()
+    assert "<table" in many[0]._repr_html_()
