@@ -1482,6 +1482,11 @@ def headline_html(row: pd.Series | None, region: str, *, heading: str = "What we
                          "4–5 can do; SD: the difference as a share of how much children's scores vary.")
         facts += [f for f in extra if f]
         body.append('<ul class="ek-facts">' + "".join(f"<li>{html.escape(f)}</li>" for f in facts) + "</ul>")
+    else:
+        body.append(f'<p class="ek-sure"><strong>How sure are we?</strong> '
+                    f'<span class="ek-badge ek-badge-{level}">{html.escape(label)}</span><br>'
+                    "This data cannot tell whether partnership made a difference here. The figures below "
+                    "describe the children assessed, not the effect of partnership.</p>")
     tag = f"h{heading_level}"
     return (f'<section class="ek-headline ek-{level}" aria-label="Headline result">'
             f"<{tag}>{html.escape(heading)}</{tag}>{''.join(body)}</section>")
@@ -1606,7 +1611,7 @@ def score_distribution_figure(data: RegionData, number: int | None = None):
         return _html(_placeholder("The score distributions are not shown: too few children with an ELOM "
                                   "total in every group."))
     frame = pd.concat(shown, ignore_index=True)
-    fig, ax = _new_figure(5.4, 3.3)
+    fig, ax = _new_figure(4.6, 3.0)
     with warnings.catch_warnings():  # seaborn 0.13 passes matplotlib's deprecated `vert`
         warnings.simplefilter("ignore", DeprecationWarning)
         sns.boxplot(data=frame, x="Wave", y="elom_total", hue="arm",
@@ -1642,7 +1647,7 @@ def on_track_figure(data: RegionData, number: int | None = None):
     if not rows:
         return _html(_placeholder("The On Track chart is not shown: too few children with an ELOM band "
                                   "in every group."))
-    fig, ax = _new_figure(5.4, 2.9)
+    fig, ax = _new_figure(4.6, 2.7)
     width = 0.38
     for i, arm in enumerate(ARMS):
         for j, wave in enumerate(WAVES):
@@ -1738,7 +1743,7 @@ def milestones_figure(data: RegionData, number: int | None = None):
     regional = frame.loc[frame["scope"] == "region"]
     frame = (regional if not regional.empty else frame.loc[frame["scope"] == "national"]).sort_values("month")
     where = data.region if not regional.empty else "all regions"
-    fig, ax = _new_figure(5.4, 2.8)
+    fig, ax = _new_figure(4.6, 2.6)
     month_column = "calendar_month" if "calendar_month" in frame.columns else "month"
     months = frame[month_column].astype(str).tolist()
     steps = np.arange(len(months))
@@ -1803,7 +1808,7 @@ def love_plot(data: RegionData, number: int | None = None):
                      for _, r in frame.iterrows()]
     frame["abs_smd"] = frame["smd"].astype(float).abs()
     frame = frame.sort_values("abs_smd")
-    fig, ax = _new_figure(5.4, 1.3 + 0.3 * len(frame))
+    fig, ax = _new_figure(4.6, 1.3 + 0.3 * len(frame))
     ys = np.arange(len(frame))
     styles = {"good": ("o", "#0072B2", "balanced"), "adjust": ("^", "#E69F00", "adjusted for"),
               "fails": ("s", "#D55E00", "imbalanced")}
