@@ -38,7 +38,7 @@ test-fast: install
 	$(VENV)/bin/pytest -m "not slow"
 
 lab: install
-	$(VENV)/bin/jupyter lab notebooks/
+	$(VENV)/bin/jupyter lab notebooks/explore.ipynb
 
 sample: install
 	$(VENV)/bin/evalkit simulate --out data/raw --seed 20251123 --scale 1

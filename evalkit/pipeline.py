@@ -22,11 +22,13 @@ from . import __version__
 from .cleaning import clean_all
 from .config import DATA_PROCESSED, DATA_RAW, REPORTS
 from .errors import InputError
+from .export import write_results_workbook
 from .estimation import ESTIMATE_COLUMNS, estimate_ancova
 from .indicators import build_child_outcomes, centre_outcomes, region_indicators
 from .outputs import (OutputLock, Staging, code_fingerprint, frame_digest, hash_json, input_file_hashes,
                       read_manifest, write_csv, write_json, write_parquet)
 from .readers import read_data_folder
+from .reporting import primary_row
 from .satisfaction import satisfaction_table
 from .scorecard import partnership_milestones, programme_scorecard
 from .treatment import derive_treatment
@@ -235,11 +237,11 @@ def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, 
     write_parquet(prepared.treatment, staged_processed / "centre_treatment.parquet")
     write_parquet(prepared.centre_outcomes, staged_processed / "centre_outcomes.parquet")
 
-    status = {
-        row.region: {"slug": slugify(row.region), "status": row.status, "note": row.note}
-        for row in prepared.estimates.itertuples()
-        if row.outcome == "elom_total" and row.estimator == "ancova" and row.inference == "CR1"
-    }
+    status = {}
+    for region in prepared.regions:
+        row = primary_row(prepared.estimates, region)
+        status[region] = {"slug": slugify(region), "status": row["status"] if row is not None else "not_estimable",
+                          "note": str(row["note"]) if row is not None and pd.notna(row["note"]) else ""}
     region_keys = {region: _region_digest(prepared, region, fingerprint) for region in prepared.regions}
     manifest = {
         "evalkit_version": __version__,
@@ -289,6 +291,7 @@ def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, 
                 status[item.region]["status"] = "failed"
                 status[item.region]["note"] = item.reason
                 exit_code = 3
+        write_results_workbook(staged_out)
         render_mod.write_index(staged_out, prepared.estimates, renders)
         manifest["timings_seconds"]["render"] = round(time.perf_counter() - t0, 3)
         current = {f"{info['slug']}.html" for info in status.values()}
