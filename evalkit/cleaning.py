@@ -187,12 +187,15 @@ class CleanData:
     """Clean, typed tables plus the log and a row account per table.
 
     ``row_counts[table]`` is ``{rows_in, rows_kept, rows_dropped, dropped_by_rule}``
-    with ``rows_in == rows_kept + rows_dropped``.
+    with ``rows_in == rows_kept + rows_dropped``; ``source_rows[table]`` links each
+    clean row to its input row.
     """
 
     tables: dict[str, pd.DataFrame]
     log: pd.DataFrame
     row_counts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: For each clean table, the input row (1-based, as in the log's ``row``) of every clean row.
+    source_rows: dict[str, np.ndarray] = field(default_factory=dict)
 
 
 # --------------------------------------------------------------------------- keys
@@ -718,7 +721,7 @@ def clean_all(raw_tables: dict[str, pd.DataFrame], rules: dict | None = None) ->
             tables[name] = clean_table(raw_tables[name], name, log, rules, known)
     log_frame = log.to_frame()
     dropped_rows = log_frame[log_frame["action"] == "dropped"]
-    counts = {}
+    counts, source_rows = {}, {}
     for name, clean in tables.items():
         dropped = dropped_rows[dropped_rows["table"] == name]
         counts[name] = {
@@ -729,5 +732,6 @@ def clean_all(raw_tables: dict[str, pd.DataFrame], rules: dict | None = None) ->
         }
         if counts[name]["rows_in"] != counts[name]["rows_kept"] + counts[name]["rows_dropped"]:
             raise AssertionError(f"row account does not balance for {name}: {counts[name]}")
+        source_rows[name] = clean.index.to_numpy() + 1
         tables[name] = clean.reset_index(drop=True)
-    return CleanData(tables=tables, log=log_frame, row_counts=counts)
+    return CleanData(tables=tables, log=log_frame, row_counts=counts, source_rows=source_rows)
