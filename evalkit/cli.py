@@ -38,9 +38,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-cache", action="store_true",
                      help="rebuild everything even when inputs, parameters and code are unchanged")
 
-    check = sub.add_parser("check", help="data-quality checks only (before analysis)")
-    check.add_argument("--data", type=Path, default=DATA_RAW)
-    check.add_argument("--out", type=Path, default=Path("reports") / "check")
+    check = sub.add_parser("check", help="data-quality checks only (before analysis)",
+                           description="Read, clean and check a data folder; write a data-quality page "
+                                       "(data_quality.html), a workbook of flags for field teams "
+                                       "(data_quality_flags.xlsx), results/data_quality.csv and cleaning_log.csv.")
+    check.add_argument("--data", type=Path, default=DATA_RAW, help="data folder (default: data/raw/)")
+    check.add_argument("--out", type=Path, default=REPORTS / "check",
+                       help="output folder, not inside the data folder (default: reports/check/)")
+    check.add_argument("--outlier-method", choices=["iqr", "sd"], default=None,
+                       help="outliers by IQR fences or mean ± k SD (default: rules/quality.yml)")
+    check.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                       help="show tracebacks on errors")
 
     sim = sub.add_parser("simulate", help="write a realistic synthetic data folder")
     sim.add_argument("--out", type=Path, required=True)
@@ -73,20 +81,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from .cleaning import clean_all
-    from .readers import read_data_folder
+    from .checkreport import run_check
 
-    raw = read_data_folder(args.data)
-    clean = clean_all(raw.tables)
-    out = Path(args.out)
-    (out / "results").mkdir(parents=True, exist_ok=True)
-    clean.log.to_csv(out / "cleaning_log.csv", index=False, lineterminator="\n")
-    summary = (clean.log.groupby(["table", "action", "rule"]).size().rename("n_rows").reset_index())
-    summary.to_csv(out / "results" / "data_quality.csv", index=False, lineterminator="\n")
-    for table, counts in clean.row_counts.items():
+    result = run_check(args.data, args.out, outlier_method=args.outlier_method)
+    for table, counts in result.quality.row_counts.items():
         print(f"  {table:<18} in {counts['rows_in']:>7}  kept {counts['rows_kept']:>7}  "
               f"dropped {counts['rows_dropped']:>5}")
-    print(f"Cleaning log: {out / 'cleaning_log.csv'}")
+    print(f"Flags: {result.counts['errors']} errors, {result.counts['warnings']} warnings"
+          + (f"; {result.counts['schema_failures']} schema failures" if result.counts["schema_failures"] else ""))
+    print(f"Report: {result.html}")
+    print(f"Flags workbook: {result.workbook}")
+    print(f"Cleaning log: {result.log}")
     return EXIT_OK
 
 
