@@ -46,6 +46,7 @@ __all__ = [
     "REQUIRED_COLUMNS",
     "SUPPORTED_SUFFIXES",
     "MAX_FILE_BYTES",
+    "TABLES_NEEDING_ROWS",
     "RawData",
     "SourceInfo",
     "contract_columns",
@@ -76,6 +77,10 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
     ),
     "parent_survey": ("response_id", "centre_id"),
 }
+
+#: Tables without which nothing can be analysed: a file with a header but no rows is an error.
+#: (A data set may have no partnerships or no parent survey responses.)
+TABLES_NEEDING_ROWS = ("centres", "child_assessments")
 
 #: A table file larger than this is refused with a clear error rather than risking memory.
 MAX_FILE_BYTES = 2 * 1024**3
@@ -622,6 +627,8 @@ def read_data_folder(folder: Path) -> RawData:
             hint = " (after the codebook's renames)"
         frame, info = _canonical_frame(frame, table, path, rules, info)
         _check_required(frame, table, path, hint)
+        if table in TABLES_NEEDING_ROWS and frame.empty:
+            raise InputError(path, "has a header but no data rows")
         tables[table] = frame.reset_index(drop=True)
         files[table] = path
         hashes[path.name] = sha256_file(path)
