@@ -232,3 +232,15 @@ def test_missingness_table_covers_every_screened_variable(fixture_report):
     whole = report.missingness[(report.missingness["arm"] == "all") & (report.missingness["wave"] == "all")]
     assert set(zip(whole["table"], whole["column"])) == {(t, c) for t, cols in spec.items() for c in cols}
     assert missingness({}, clean.log, pd.Series(dtype=object)).empty
+
+
+def test_every_quality_check_is_in_the_catalogue_and_documented(fixture_report):
+    _, report = fixture_report
+    catalogue = load_rules("quality")["checks"]
+    docs = (Path(__file__).parents[1] / "docs" / "cleaning.md").read_text(encoding="utf-8")
+    for check, spec in catalogue.items():
+        assert spec["severity"] in {"error", "warning"} and spec["meaning"] and spec["todo"], check
+        assert f"`{check}`" in docs, f"{check} is not documented in docs/cleaning.md"
+    quality = report.flags[report.flags["source"] == "quality"]
+    assert set(quality["check"]) <= set(catalogue)
+    assert (quality["what_to_do"] != "").all()
