@@ -586,7 +586,8 @@ def _finish_flags(parts: list[pd.DataFrame], rules: dict) -> pd.DataFrame:
     flags["severity"] = flags["severity"].where(~quality | flags["severity"].ne(""), severity).fillna("warning")
     flags.loc[flags["severity"] == "", "severity"] = "warning"
     todo = flags["check"].map({c: s.get("todo", "") for c, s in checks.items()})
-    flags["what_to_do"] = flags["what_to_do"].where(flags["what_to_do"].astype(str) != "", todo).fillna("")
+    given = flags["what_to_do"].astype("object").where(flags["what_to_do"].notna(), "").astype(str)
+    flags["what_to_do"] = given.where(given != "", todo).fillna("")
     flags["row"] = pd.array(pd.to_numeric(flags["row"], errors="coerce"), dtype="Int64")
     order = pd.DataFrame({"s": flags["severity"].map(_SEVERITY_ORDER).fillna(9), "o": flags["source"].map(_SOURCE_ORDER),
                           "t": flags["table"], "c": flags["check"], "r": flags["row"].fillna(0).astype(int),
