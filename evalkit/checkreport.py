@@ -9,8 +9,11 @@ into an output folder that may not lie inside the data folder:
 * ``data_quality_flags.xlsx``: one row per flag with what to do about it and
   columns for the field team's answer, plus the tables behind each check; text a
   spreadsheet would run as a formula starts with ``'``;
-* ``results/data_quality.csv``: the counts behind the page, one row per check ×
-  table × column × group (:data:`evalkit.quality.SUMMARY_COLUMNS`);
+* ``results/data_quality.csv``: rows changed, flagged and dropped by table, action
+  and rule (:data:`evalkit.quality.CLEANING_SUMMARY_COLUMNS`, the shape the run's
+  reports read);
+* ``results/data_quality_checks.csv``: the counts behind the page, one row per
+  check × table × column × group (:data:`evalkit.quality.SUMMARY_COLUMNS`);
 * ``cleaning_log.csv``: every change, flag and dropped row.
 
 No personal data reaches any of them: it is dropped as the data is read. Raw
@@ -30,17 +33,18 @@ import pandas as pd
 from .cleaning import CleanData, clean_all, formula_safe
 from .config import TEMPLATES, load_rules
 from .errors import InputError
-from .quality import QualityReport, check_quality
+from .quality import QualityReport, check_quality, cleaning_summary
 from .readers import RawData, read_data_folder
 from .schemas import schema_failures
 from .treatment import derive_treatment
 
-__all__ = ["CheckResult", "HTML_NAME", "WORKBOOK_NAME", "SUMMARY_PATH", "STATUS_CHOICES", "run_check",
+__all__ = ["CheckResult", "HTML_NAME", "WORKBOOK_NAME", "SUMMARY_PATH", "CHECKS_PATH", "STATUS_CHOICES", "run_check",
            "write_check_report", "write_flags_workbook", "render_check_html"]
 
 HTML_NAME = "data_quality.html"
 WORKBOOK_NAME = "data_quality_flags.xlsx"
 SUMMARY_PATH = Path("results") / "data_quality.csv"
+CHECKS_PATH = Path("results") / "data_quality_checks.csv"
 LOG_NAME = "cleaning_log.csv"
 #: The answers a field team can give to a flag in the workbook.
 STATUS_CHOICES = ("open", "corrected in the source", "confirmed correct", "cannot be fixed")
@@ -56,6 +60,7 @@ class CheckResult:
     html: Path
     workbook: Path
     summary: Path
+    checks: Path
     log: Path
     quality: QualityReport
     counts: dict[str, int] = field(default_factory=dict)
@@ -371,9 +376,10 @@ def write_check_report(out_dir: Path, report: QualityReport, raw: RawData, clean
     out_dir = Path(out_dir)
     generated = generated or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     paths = {"html": out_dir / HTML_NAME, "workbook": out_dir / WORKBOOK_NAME, "summary": out_dir / SUMMARY_PATH,
-             "log": out_dir / LOG_NAME}
+             "checks": out_dir / CHECKS_PATH, "log": out_dir / LOG_NAME}
     _write_csv(clean.log, paths["log"])
-    _write_csv(report.summary, paths["summary"])
+    _write_csv(cleaning_summary(clean.log), paths["summary"])
+    _write_csv(report.summary, paths["checks"])
     write_flags_workbook(paths["workbook"], report, raw, clean, generated)
     page = render_check_html(report, raw, clean, generated=generated, outlier_method=outlier_method)
     _atomic_write_bytes(paths["html"], page.encode("utf-8"))
@@ -411,5 +417,5 @@ def run_check(data_dir: Path | str, out_dir: Path | str, *, outlier_method: str 
               "warnings": int((report.flags["severity"] == "warning").sum()),
               "schema_failures": len(schema)}
     return CheckResult(out_dir=out_dir, html=paths["html"], workbook=paths["workbook"], summary=paths["summary"],
-                       log=paths["log"], quality=report, counts=counts)
+                       checks=paths["checks"], log=paths["log"], quality=report, counts=counts)
 

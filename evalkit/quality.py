@@ -17,7 +17,8 @@ missing (with its reason in the cleaning log) and can never pose as an outlier:
 Thresholds are data (``evalkit/rules/quality.yml``). :func:`check_quality` returns a
 :class:`QualityReport`: one row per flag for the workbook field teams work
 through (with the cleaning log's warnings and errors and any schema failure), the
-tables behind each check, and a tidy summary (``results/data_quality.csv``).
+tables behind each check, and a tidy summary (``results/data_quality_checks.csv``);
+:func:`cleaning_summary` gives the cleaning log's counts (``results/data_quality.csv``).
 Nothing personal is in any of them: the clean tables hold none.
 """
 
@@ -44,13 +45,17 @@ __all__ = [
     "centre_completeness",
     "age_checks",
     "cleaning_flags",
+    "cleaning_summary",
+    "CLEANING_SUMMARY_COLUMNS",
     "check_quality",
 ]
 
 #: One row per flag, in the order a field team works through them.
 FLAG_COLUMNS = ["flag_id", "severity", "source", "check", "table", "record_id", "row", "column", "value",
                 "detail", "what_to_do"]
-#: ``results/data_quality.csv``: one row per check x table x column x group.
+#: ``results/data_quality.csv``: rows changed, flagged and dropped by table, action and rule.
+CLEANING_SUMMARY_COLUMNS = ["table", "action", "rule", "n_rows", "severity"]
+#: ``results/data_quality_checks.csv``: one row per check x table x column x group.
 SUMMARY_COLUMNS = ["check", "table", "column", "group", "n", "n_flagged", "pct_flagged", "severity", "detail"]
 
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
@@ -68,7 +73,7 @@ class QualityReport:
     flags : DataFrame
         :data:`FLAG_COLUMNS`: every record or variable a field team should look at.
     summary : DataFrame
-        :data:`SUMMARY_COLUMNS`: counts per check (``results/data_quality.csv``).
+        :data:`SUMMARY_COLUMNS`: counts per check (``results/data_quality_checks.csv``).
     outliers, missingness, assessors, centres : DataFrame
         The tables behind each check.
     schema : DataFrame
@@ -559,6 +564,17 @@ def cleaning_flags(log: pd.DataFrame, rules: dict | None = None) -> pd.DataFrame
         "detail": needs_action["reason"].where(needs_action["reason"] != "", needs_action["action"]),
         "what_to_do": todo.fillna(""),
     }).reset_index(drop=True)
+
+
+def cleaning_summary(log: pd.DataFrame) -> pd.DataFrame:
+    """Rows changed, flagged and dropped by table, action and rule (``results/data_quality.csv``).
+
+    Only counts leave the log: no record ids, no values.
+    """
+    if log.empty:
+        return _empty(CLEANING_SUMMARY_COLUMNS)
+    counts = log.groupby(["table", "action", "rule", "severity"], sort=True).size().rename("n_rows").reset_index()
+    return counts[CLEANING_SUMMARY_COLUMNS]
 
 
 def _schema_flags(schema: pd.DataFrame) -> pd.DataFrame:

@@ -10,10 +10,10 @@ import openpyxl
 import pandas as pd
 import pytest
 
-from evalkit.checkreport import HTML_NAME, STATUS_CHOICES, SUMMARY_PATH, WORKBOOK_NAME, run_check
+from evalkit.checkreport import CHECKS_PATH, HTML_NAME, STATUS_CHOICES, SUMMARY_PATH, WORKBOOK_NAME, run_check
 from evalkit.cli import main
 from evalkit.config import DATA_RAW
-from evalkit.quality import FLAG_COLUMNS, SUMMARY_COLUMNS
+from evalkit.quality import CLEANING_SUMMARY_COLUMNS, FLAG_COLUMNS, SUMMARY_COLUMNS
 from evalkit.readers import sha256_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -53,7 +53,7 @@ def checked(hostile, tmp_path_factory):
 def test_exit_status_and_every_output(checked):
     _, out, _, code = checked
     assert code == 0
-    for name in (HTML_NAME, WORKBOOK_NAME, str(SUMMARY_PATH), "cleaning_log.csv"):
+    for name in (HTML_NAME, WORKBOOK_NAME, str(SUMMARY_PATH), str(CHECKS_PATH), "cleaning_log.csv"):
         assert (out / name).is_file(), name
     assert not list(out.rglob("*.tmp"))
 
@@ -107,14 +107,18 @@ def test_workbook_flags_sheet_and_formula_safety(checked):
 
 def test_summary_csv_and_log(checked):
     data, out, _, _ = checked
-    summary = pd.read_csv(out / SUMMARY_PATH)
+    counts = pd.read_csv(out / SUMMARY_PATH)
+    assert list(counts.columns) == CLEANING_SUMMARY_COLUMNS
+    log_counts = pd.read_csv(out / "cleaning_log.csv").groupby(["table", "action", "rule"]).size()
+    assert counts.set_index(["table", "action", "rule"])["n_rows"].sort_index().tolist() == log_counts.tolist()
+    summary = pd.read_csv(out / CHECKS_PATH)
     assert list(summary.columns) == SUMMARY_COLUMNS
     account = summary[summary["check"] == "row_account"].set_index("table")
     assert account.loc["child_assessments", "n"] == 14 and account.loc["child_assessments", "n_flagged"] == 4
     log = pd.read_csv(out / "cleaning_log.csv", dtype=str, keep_default_na=False)
     assert {"formula_like_text", "markup_in_text"} <= set(log["rule"])
     assert log.loc[log["rule"] == "formula_like_text", "old_value"].str.startswith("'").all()
-    text = (out / "cleaning_log.csv").read_text(encoding="utf-8") + (out / SUMMARY_PATH).read_text(encoding="utf-8")
+    text = "".join((out / name).read_text(encoding="utf-8") for name in ("cleaning_log.csv", SUMMARY_PATH, CHECKS_PATH))
     for value in PERSONAL:
         assert value not in text
 
@@ -159,3 +163,12 @@ def test_unusable_input_is_one_line_and_debug_shows_the_traceback(tmp_path):
     assert len(lines) == 1 and "centres.csv" in lines[0] and "'province'" in lines[0]
     debug = subprocess.run([*args, "--debug"], capture_output=True, text=True)
     assert debug.returncode != 0 and "Traceback" in debug.stderr
+
+
+def test_the_cleaning_counts_are_what_the_run_reports_read(checked):
+    from evalkit import reporting
+
+    _, out, _, _ = checked
+    log = pd.read_csv(out / "cleaning_log.csv", dtype=str, keep_default_na=False)
+    summary = pd.read_csv(out / SUMMARY_PATH)
+    pd.testing.assert_frame_equal(reporting.data_quality_summary_frame(summary), reporting.data_quality_frame(log))
