@@ -94,45 +94,53 @@ def _safe_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def _cell(value: Any) -> Any:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return None
-    if isinstance(value, float) and value != value:
-        return None
-    if hasattr(value, "item") and not isinstance(value, str):
-        return value.item()
-    return value
+def _column_values(values: pd.Series) -> list[Any]:
+    """A column as Python values for openpyxl: None for missing, native numbers and text."""
+    if pd.api.types.is_bool_dtype(values) and not values.isna().any():
+        return values.astype(bool).tolist()
+    return values.astype("object").where(values.notna(), None).tolist()
 
 
 def _sheet(workbook: Any, title: str, frame: pd.DataFrame, *, widths: dict[str, int] | None = None,
-           note: str | None = None) -> Any:
+           note: str | None = None, validation: Any = None, validation_column: str | None = None) -> Any:
+    """One sheet in write-only mode (fast for a hundred thousand flags): bold header, frozen,
+    filtered, sized; every text cell formula-safe."""
+    from openpyxl.cell import WriteOnlyCell
     from openpyxl.styles import Alignment, Font
     from openpyxl.utils import get_column_letter
 
     sheet = workbook.create_sheet(title)
-    start = 1
-    if note:
-        sheet.cell(row=1, column=1, value=note).font = Font(italic=True)
-        start = 3
+    start = 3 if note else 1
     safe = _safe_frame(frame.head(_EXCEL_MAX_ROWS - start))
-    for position, name in enumerate(safe.columns, start=1):
-        cell = sheet.cell(row=start, column=position, value=str(name))
-        cell.font = Font(bold=True)
-        cell.alignment = Alignment(wrap_text=True, vertical="top")
-    for offset, row in enumerate(safe.itertuples(index=False, name=None), start=start + 1):
-        for position, value in enumerate(row, start=1):
-            cell = sheet.cell(row=offset, column=position, value=_cell(value))
-            if isinstance(cell.value, str):
-                cell.data_type = "s"  # never a formula, whatever the text
-    sheet.freeze_panes = sheet.cell(row=start + 1, column=1)
-    if len(safe.columns):
-        sheet.auto_filter.ref = f"A{start}:{get_column_letter(len(safe.columns))}{start + max(len(safe), 1)}"
-    for position, name in enumerate(safe.columns, start=1):
-        width = (widths or {}).get(str(name))
+    columns = [str(c) for c in safe.columns]
+    for position, name in enumerate(columns, start=1):
+        width = (widths or {}).get(name)
         if width is None:
             longest = safe[name].astype(str).str.len().head(500).max() if len(safe) else 0
-            width = int(min(max(len(str(name)), longest if longest == longest else 0) + 2, 60))
+            width = int(min(max(len(name), 0 if pd.isna(longest) else int(longest)) + 2, 60))
         sheet.column_dimensions[get_column_letter(position)].width = width
+    sheet.freeze_panes = f"A{start + 1}"
+    last = start + max(len(safe), 1)
+    if columns:
+        sheet.auto_filter.ref = f"A{start}:{get_column_letter(len(columns))}{last}"
+    if validation is not None and validation_column in columns:
+        letter = get_column_letter(columns.index(validation_column) + 1)
+        validation.add(f"{letter}{start + 1}:{letter}{last}")
+        sheet.data_validations.append(validation)
+    if note:
+        cell = WriteOnlyCell(sheet, value=note)
+        cell.font = Font(italic=True)
+        sheet.append([cell])
+        sheet.append([])
+    header = []
+    for name in columns:
+        cell = WriteOnlyCell(sheet, value=name)
+        cell.font = Font(bold=True)
+        cell.alignment = Alignment(wrap_text=True, vertical="top")
+        header.append(cell)
+    sheet.append(header)
+    for row in zip(*(_column_values(safe[c]) for c in safe.columns)):
+        sheet.append(row)
     return sheet
 
 
@@ -173,30 +181,31 @@ def write_flags_workbook(path: Path, report: QualityReport, raw: RawData, clean:
     from openpyxl.styles import Font
     from openpyxl.worksheet.datavalidation import DataValidation
 
-    workbook = Workbook()
-    readme = workbook.active
-    readme.title = "Read me"
-    for row in _read_me(report, raw, generated):
-        readme.append(formula_safe(pd.Series(row, dtype="object")).tolist())
-    readme["A1"].font = Font(bold=True, size=14)
-    for cell in ("A4", "A10", "A13"):
-        readme[cell].font = Font(bold=True)
+    from openpyxl.cell import WriteOnlyCell
+
+    workbook = Workbook(write_only=True)
+    readme = workbook.create_sheet("Read me")
     readme.column_dimensions["A"].width = 120
+    for number, row in enumerate(_read_me(report, raw, generated), start=1):
+        cells = []
+        for text in formula_safe(pd.Series(row, dtype="object")).tolist():
+            cell = WriteOnlyCell(readme, value=text)
+            if number == 1:
+                cell.font = Font(bold=True, size=14)
+            elif number in (4, 10, 13):
+                cell.font = Font(bold=True)
+            cells.append(cell)
+        readme.append(cells)
 
     flags = report.flags.assign(status="open", comment="")
     total = len(flags)
     note = None
     if total > _EXCEL_MAX_ROWS - 3:
         note = f"Only the first {_EXCEL_MAX_ROWS - 3:,} of {total:,} flags fit in one sheet; all are in the CSV files."
-    sheet = _sheet(workbook, "Flags", flags, note=note,
-                   widths={"flag_id": 9, "severity": 9, "source": 9, "row": 7, "detail": 60, "what_to_do": 60,
-                           "status": 22, "comment": 40})
-    status_column = chr(ord("A") + list(flags.columns).index("status"))
-    start = 3 if note else 1
     choices = DataValidation(type="list", formula1='"' + ",".join(STATUS_CHOICES) + '"', allow_blank=True)
-    choices.add(f"{status_column}{start + 1}:{status_column}{start + max(len(flags), 1)}")
-    sheet.add_data_validation(choices)
-
+    _sheet(workbook, "Flags", flags, note=note, validation=choices, validation_column="status",
+           widths={"flag_id": 9, "severity": 9, "source": 9, "row": 7, "detail": 60, "what_to_do": 60,
+                   "status": 22, "comment": 40})
     _sheet(workbook, "Assessors", report.assessors)
     _sheet(workbook, "Centres", report.centres)
     _sheet(workbook, "Missingness", report.missingness)
