@@ -222,15 +222,6 @@ def _cell_text(value: Any) -> str:
     return str(value)
 
 
-def _float32_text(value: float) -> str:
-    """A Stata/SPSS single-precision number as typed: 17.299999237 → ``17.3``."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return ""
-    if float(value).is_integer():
-        return str(int(value))
-    return np.format_float_positional(np.float32(value), unique=True, trim="-")
-
-
 def _frame_from_rows(header: list[Any], rows: Iterable[Iterable[Any]]) -> pd.DataFrame:
     names = [_cell_text(h).strip() for h in header]
     width = len(names)
@@ -353,7 +344,7 @@ _FIELDS_ERROR = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
 _EOF_ERROR = re.compile(r"EOF inside string starting (?:at|on) (?:row|line) (\d+)")
 
 
-def _csv_problem(exc: Exception, header_line: int) -> str:
+def _csv_problem(exc: Exception) -> str:
     message = str(exc)
     fields = _FIELDS_ERROR.search(message)
     if fields:
@@ -380,7 +371,7 @@ def _read_csv(path: Path, expected: set[str], sheet: str | None = None) -> tuple
     except pd.errors.EmptyDataError:
         raise InputError(path, "has no header row") from None
     except (pd.errors.ParserError, csv.Error, ValueError) as exc:
-        raise InputError(path, _csv_problem(exc, header_line)) from None
+        raise InputError(path, _csv_problem(exc)) from None
     header = _split_lines(text.splitlines()[header_line:header_line + 1], delimiter)
     info = {"file_format": "csv", "encoding": encoding, "delimiter": _DELIMITER_NAMES[delimiter],
             "header_row": header_line + 1, "header": header[0] if header else []}
@@ -456,10 +447,13 @@ def _labelled_frame(frame: pd.DataFrame, meta: Any, missing_codes: set[str]) -> 
     out = {}
     for column in frame.columns:
         values = frame[column]
-        if types.get(column) == "float":
-            text = values.map(_float32_text)
-        elif pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
-            text = values.map(_cell_text)
+        if pd.api.types.is_float_dtype(values):
+            # Single precision (Stata "float") is shown as typed: 17.299999 -> 17.3.
+            precise = values.astype("float32") if types.get(column) == "float" else values
+            text = pd.Series(precise.to_numpy().astype(str), index=values.index)
+            text = text.str.replace(r"\.0$", "", regex=True).where(values.notna(), "")
+        elif pd.api.types.is_integer_dtype(values):
+            text = values.astype(str)
         else:
             text = values.astype("object").map(_cell_text)
         if column in labels:
