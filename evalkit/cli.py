@@ -37,6 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-reports", action="store_true", help="stop after the results tables")
     run.add_argument("--no-cache", action="store_true",
                      help="rebuild everything even when inputs, parameters and code are unchanged")
+    run.add_argument("--executor", choices=["local", "dask"], default="local",
+                     help="where regional reports are rendered: pre-warmed worker processes on this machine "
+                          "(default) or a Dask cluster")
+    run.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                     help="Dask scheduler address, e.g. tcp://10.0.0.5:8786 (with --executor dask; "
+                          "default: a cluster on this machine)")
+    run.add_argument("--timeout", type=int, default=600, metavar="SECONDS",
+                     help="time limit for one regional report; a report that takes longer is stopped and "
+                          "marked failed (default: 600)")
 
     check = sub.add_parser("check", help="data-quality checks only (before analysis)",
                            description="Read, clean and check a data folder; write a data-quality page "
@@ -63,9 +72,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if args.jobs is not None and args.jobs < 1:
         raise InputError("--jobs", "must be 1 or more")
     output_dir = args.out if args.out is not None else REPORTS
-    result = run(args.data, output_dir, level=args.level, regions=args.regions,
-                 jobs=args.jobs or os.cpu_count() or 1, render=not args.no_reports,
-                 use_cache=not args.no_cache)
+    if args.timeout < 1:
+        raise InputError("--timeout", "must be 1 second or more")
+    if args.scheduler and args.executor != "dask":
+        raise InputError("--scheduler", "is for --executor dask")
+    from .executors import make_executor
+
+    jobs = args.jobs or os.cpu_count() or 1
+    # Made before run(): the local executor's worker process warms up while the data are prepared.
+    with make_executor(args.executor if not args.no_reports else "none", jobs=jobs,
+                       scheduler=args.scheduler) as executor:
+        result = run(args.data, output_dir, level=args.level, regions=args.regions, jobs=jobs,
+                     render=not args.no_reports, use_cache=not args.no_cache, executor=executor,
+                     timeout=args.timeout)
     if result.cached:
         print(f"Reports: {result.output_dir / 'index.html'} (unchanged)")
         return result.exit_code

@@ -169,7 +169,8 @@ def _outputs_complete(output_dir: Path, processed_dir: Path, manifest: dict) -> 
 def run(data_dir: Path | str = DATA_RAW, output_dir: Path | str = REPORTS,
         processed_dir: Path | str | None = None, *, level: Literal["province", "district"] = "province",
         regions: list[str] | None = None, jobs: int | None = None, render: bool = True,
-        use_cache: bool = True, progress: Callable[[str], None] = print) -> RunResult:
+        use_cache: bool = True, progress: Callable[[str], None] = print, executor: str | object = "local",
+        scheduler: str | None = None, timeout: int = 600) -> RunResult:
     """Turn a data folder into estimates, processed tables and per-region reports.
 
     ``processed_dir`` defaults to ``<output_dir>/processed`` when an output
@@ -214,7 +215,8 @@ def run(data_dir: Path | str = DATA_RAW, output_dir: Path | str = REPORTS,
                                  regions=regions, jobs=jobs, render=render, use_cache=use_cache,
                                  previous=previous, fingerprint=fingerprint, run_key=run_key,
                                  parameters=parameters, started=started, t_start=t_start,
-                                 progress=progress, render_mod=render_mod)
+                                 progress=progress, render_mod=render_mod, executor=executor,
+                                 scheduler=scheduler, timeout=timeout)
         except BaseException:
             stage.discard()
             stage_processed.discard()
@@ -224,7 +226,7 @@ def run(data_dir: Path | str = DATA_RAW, output_dir: Path | str = REPORTS,
 
 def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, level, regions, jobs, render,
                 use_cache, previous, fingerprint, run_key, parameters, started, t_start, progress,
-                render_mod) -> RunResult:
+                render_mod, executor="local", scheduler=None, timeout=600) -> RunResult:
     progress(f"Reading and preparing {data_dir} ...")
     prepared = prepare(data_dir, level=level, regions=regions)
     staged_out = stage.open()
@@ -276,7 +278,9 @@ def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, 
         to_render = [(region, status[region]["slug"]) for region in prepared.regions if region not in reusable]
         if reusable:
             progress(f"{len(reusable)} region report(s) unchanged since the last run; rendering {len(to_render)}.")
-        renders = render_mod.render_reports(to_render, staged_out, staged_processed, jobs=jobs or 1)
+        renders = render_mod.render_reports(to_render, staged_out, staged_processed, jobs=jobs or 1,
+                                            timeout=timeout, executor=executor, scheduler=scheduler,
+                                            progress=progress)
         by_region = {item.region: item for item in renders}
         for region in reusable:
             old = old_regions[region]

@@ -6,9 +6,12 @@ One region = one papermill run of :data:`~evalkit.config.REGIONAL_NOTEBOOK` into
 A region that fails gets a plain "unavailable" page (the traceback goes to
 ``<output_dir>/logs/<slug>.log``) and the batch goes on.
 
-Parallel runs use a bounded thread pool. Each kernel talks over IPC sockets in
-its own temporary folder (no TCP port races), a kernel that fails to start is
-retried once, and every cell has a time limit.
+How the regions are spread over processes is :mod:`evalkit.executors`' job:
+by default a few pre-warmed worker processes on this machine, each region in
+its own forked process with its own kernel, or a Dask cluster. This module does
+one region at a time. Each kernel talks over IPC sockets in its own temporary
+folder (no TCP port races), a kernel that fails to start is retried once with a
+freshly launched kernel, and every cell has a time limit.
 """
 
 from __future__ import annotations
@@ -21,18 +24,18 @@ import tempfile
 import threading
 import time
 import traceback
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import Callable, Literal
 
 import pandas as pd
 
 from . import reporting
 from .config import PROJECT_ROOT, REGIONAL_NOTEBOOK, REPORT_TEMPLATE, TEMPLATES
 
-__all__ = ["RegionRender", "render_region_report", "render_reports", "write_index"]
+__all__ = ["RegionRender", "record_failure", "render_region_report", "render_reports", "warm_up",
+           "write_index"]
 
 Status = Literal["ok", "not_estimable", "failed"]
 
@@ -90,23 +93,34 @@ def _check_slug(slug: str) -> None:
         raise ValueError(f"invalid region slug {slug!r}: use lower-case letters, digits and hyphens")
 
 
-def _notebook_parameters() -> set[str]:
+_PARAMETERS_CACHE: dict[tuple[str, int, int], frozenset[str]] = {}
+
+
+def _notebook_parameters(notebook: Path | None = None) -> set[str]:
+    """The parameters a notebook declares; remembered while the file is unchanged."""
     import papermill as pm
 
-    return set(pm.inspect_notebook(str(REGIONAL_NOTEBOOK)))
+    notebook = Path(notebook or REGIONAL_NOTEBOOK)
+    stat = notebook.stat()
+    key = (str(notebook), stat.st_mtime_ns, stat.st_size)
+    if key not in _PARAMETERS_CACHE:
+        _PARAMETERS_CACHE[key] = frozenset(pm.inspect_notebook(str(notebook)))
+    return set(_PARAMETERS_CACHE[key])
 
 
-def _validate(region: str, output_dir: Path, processed_dir: Path) -> pd.Series | None:
+def _validate(region: str, output_dir: Path, processed_dir: Path,
+              notebook: Path | None = None) -> pd.Series | None:
     """Check everything a kernel would need; return the primary row (or None)."""
+    notebook = Path(notebook or REGIONAL_NOTEBOOK)
     if not isinstance(region, str) or not region.strip() or "\n" in region:
         raise _RenderError("The region name is empty or not valid.")
-    if not REGIONAL_NOTEBOOK.is_file():
+    if not notebook.is_file():
         raise _RenderError("The report notebook is missing from this installation of evalkit.",
-                           f"not found: {REGIONAL_NOTEBOOK}")
-    declared = _notebook_parameters()
+                           f"not found: {notebook}")
+    declared = _notebook_parameters(notebook)
     if not {"region", "output_dir", "processed_dir"} <= declared:
         raise _RenderError("The report notebook does not take the expected parameters.",
-                           f"{REGIONAL_NOTEBOOK} declares {sorted(declared)}")
+                           f"{notebook} declares {sorted(declared)}")
     if not (TEMPLATES / REPORT_TEMPLATE / "index.html.j2").is_file():
         raise _RenderError("The report template is missing from this installation of evalkit.",
                            f"not found: {TEMPLATES / REPORT_TEMPLATE}")
@@ -145,9 +159,10 @@ def _status_of(row: pd.Series | None) -> tuple[Status, str]:
 
 def _is_kernel_start_failure(exc: BaseException, notebook: Path) -> bool:
     """True when no cell ran: the kernel never started (port clash, slow start)."""
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
-    if isinstance(exc, PapermillExecutionError):
+    if isinstance(exc, (PapermillExecutionError, CellTimeoutError, DeadKernelError)):
         return False
     try:
         import nbformat
@@ -158,10 +173,18 @@ def _is_kernel_start_failure(exc: BaseException, notebook: Path) -> bool:
     return all(c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
 
 
-def _execute(region: str, output_dir: Path, processed_dir: Path, target: Path, timeout: int) -> None:
+def _execute(region: str, output_dir: Path, processed_dir: Path, target: Path, timeout: int,
+             notebook: Path | None = None, kernel_manager_class: type | None = None) -> None:
+    """Run the notebook into ``target``; a kernel that fails to start is retried once.
+
+    ``kernel_manager_class`` (e.g. :class:`evalkit.executors.ForkedKernelManager`)
+    is used for the first attempt only: the retry always launches an ordinary
+    kernel process, so a problem with the fast path cannot fail a region.
+    """
     import papermill as pm
     from traitlets.config import Config
 
+    notebook = Path(notebook or REGIONAL_NOTEBOOK)
     parameters = {"region": region, "output_dir": str(output_dir), "processed_dir": str(processed_dir)}
     for attempt in (1, 2):
         socket_dir = Path(tempfile.mkdtemp(prefix="evalkit-kernel-"))
@@ -169,12 +192,20 @@ def _execute(region: str, output_dir: Path, processed_dir: Path, target: Path, t
         if os.name != "nt":  # IPC sockets are Unix-only; Windows keeps TCP
             config.KernelManager.transport = "ipc"
             config.KernelManager.ip = str(socket_dir / "k")
+        fast = {}
+        if attempt == 1 and kernel_manager_class is not None:
+            # The kernel is thrown away after the notebook: no need to wait for a polite shutdown.
+            # The notebook is written once at the end (and when a cell fails) rather than twice
+            # per cell, which cost more than the cells; a region stopped by its executor for
+            # running too long therefore leaves no partial notebook.
+            fast = {"kernel_manager_class": kernel_manager_class, "shutdown_kernel": "immediate",
+                    "request_save_on_cell_execute": False}
         try:
             pm.execute_notebook(
-                str(REGIONAL_NOTEBOOK), str(target), parameters=parameters,
+                str(notebook), str(target), parameters=parameters,
                 kernel_name=KERNEL_NAME, progress_bar=False, log_output=False,
                 start_timeout=KERNEL_START_TIMEOUT, execution_timeout=timeout,
-                config=config, resources={"metadata": {"path": str(PROJECT_ROOT)}},
+                config=config, resources={"metadata": {"path": str(PROJECT_ROOT)}}, **fast,
             )
             return
         except Exception as exc:
@@ -185,20 +216,34 @@ def _execute(region: str, output_dir: Path, processed_dir: Path, target: Path, t
             shutil.rmtree(socket_dir, ignore_errors=True)
 
 
-def _convert(executed: Path, region: str):
-    import nbformat
+_EXPORTERS = threading.local()
+
+
+def _exporter():
+    """This thread's HTML exporter: built once, so its compiled templates are reused."""
     from nbconvert import HTMLExporter
     from traitlets.config import Config
 
-    config = Config()
-    config.TemplateExporter.exclude_input = True
-    config.TemplateExporter.exclude_input_prompt = True
-    config.TemplateExporter.exclude_output_prompt = True
-    config.TagRemovePreprocessor.enabled = True
-    config.TagRemovePreprocessor.remove_cell_tags = set(REMOVED_CELL_TAGS)
-    exporter = HTMLExporter(config=config, template_name=REPORT_TEMPLATE,
-                            extra_template_basedirs=[str(TEMPLATES)])
-    exporter.language_code = "en"
+    key = (str(TEMPLATES), REPORT_TEMPLATE)
+    cached = getattr(_EXPORTERS, "value", None)
+    if cached is None or cached[0] != key:
+        config = Config()
+        config.TemplateExporter.exclude_input = True
+        config.TemplateExporter.exclude_input_prompt = True
+        config.TemplateExporter.exclude_output_prompt = True
+        config.TagRemovePreprocessor.enabled = True
+        config.TagRemovePreprocessor.remove_cell_tags = set(REMOVED_CELL_TAGS)
+        exporter = HTMLExporter(config=config, template_name=REPORT_TEMPLATE,
+                                extra_template_basedirs=[str(TEMPLATES)])
+        exporter.language_code = "en"
+        _EXPORTERS.value = cached = (key, exporter)
+    return cached[1]
+
+
+def _convert(executed: Path, region: str):
+    import nbformat
+
+    exporter = _exporter()
     nb = nbformat.read(executed, as_version=4)
     nb.metadata["title"] = f"{region}: ECD partnership evaluation"
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
@@ -271,9 +316,35 @@ def _unavailable_page(region: str, slug: str, reason: str) -> str:
                                date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"))
 
 
+def _log_header(region: str, slug: str, output_dir: Path, processed_dir: Path) -> list[str]:
+    return [f"region: {region}", f"slug: {slug}", f"output_dir: {output_dir}",
+            f"processed_dir: {processed_dir}", f"started: {datetime.now(timezone.utc).isoformat()}"]
+
+
+def record_failure(region: str, slug: str, output_dir: Path, reason: str, *, detail: str = "",
+                   tb: str = "", seconds: float = 0.0, log_header: list[str] | None = None) -> RegionRender:
+    """Write the unavailable page and ``logs/<slug>.log`` for a region whose report failed.
+
+    Used here for failures inside one region's run and by the executors when the
+    process building a region was stopped (time limit, crash, interruption).
+    ``reason`` is the plain sentence the page shows; ``detail`` and the traceback
+    ``tb`` only go to the log.
+    """
+    _check_slug(slug)
+    output_dir = Path(output_dir).expanduser().resolve()
+    lines = list(log_header or [f"region: {region}", f"slug: {slug}", f"output_dir: {output_dir}"])
+    lines += ["status: failed", f"reason: {reason}"] + ([f"detail: {detail}"] if detail else [])
+    if tb:
+        lines.append("traceback:\n" + _ANSI.sub("", tb))
+    _write_atomic(output_dir / "logs" / f"{slug}.log", "\n".join(lines) + "\n")
+    _write_atomic(output_dir / "regions" / f"{slug}.html", _unavailable_page(region, slug, reason))
+    return RegionRender(region, slug, "failed", f"regions/{slug}.html", reason, seconds)
+
+
 def render_region_report(region: str, slug: str, output_dir: Path, processed_dir: Path, *,
-                         timeout: int = 600) -> RegionRender:
-    """Execute and convert one region's report; never raises for a region-level failure.
+                         timeout: int = 600, notebook: Path | None = None,
+                         kernel_manager_class: type | None = None) -> RegionRender:
+    """Execute and convert one region's report in this process; never raises for a region-level failure.
 
     Parameters
     ----------
@@ -286,6 +357,12 @@ def render_region_report(region: str, slug: str, output_dir: Path, processed_dir
         made absolute here and passed to the notebook as such.
     timeout : int
         Seconds each notebook cell may take.
+    notebook : Path, optional
+        The notebook to execute (default :data:`~evalkit.config.REGIONAL_NOTEBOOK`).
+    kernel_manager_class : type, optional
+        A jupyter_client kernel manager for the first attempt (the executors pass
+        :class:`evalkit.executors.ForkedKernelManager`); the retry after a failed
+        kernel start always launches an ordinary kernel.
 
     Returns
     -------
@@ -297,19 +374,19 @@ def render_region_report(region: str, slug: str, output_dir: Path, processed_dir
     started = time.perf_counter()
     output_dir = Path(output_dir).expanduser().resolve()
     processed_dir = Path(processed_dir).expanduser().resolve()
+    notebook = Path(notebook or REGIONAL_NOTEBOOK)
     page = output_dir / "regions" / f"{slug}.html"
     executed = output_dir / "notebooks" / f"{slug}.ipynb"
     log_path = output_dir / "logs" / f"{slug}.log"
     relative = f"regions/{slug}.html"
-    log_lines = [f"region: {region}", f"slug: {slug}", f"output_dir: {output_dir}",
-                 f"processed_dir: {processed_dir}", f"started: {datetime.now(timezone.utc).isoformat()}"]
+    log_lines = _log_header(region, slug, output_dir, processed_dir)
     scratch = executed.with_name(f".{slug}.{os.getpid()}.{time.monotonic_ns()}.ipynb")
     try:
-        row = _validate(region, output_dir, processed_dir)
+        row = _validate(region, output_dir, processed_dir, notebook)
         status, reason = _status_of(row)
         executed.parent.mkdir(parents=True, exist_ok=True)
         try:
-            _execute(region, output_dir, processed_dir, scratch, timeout)
+            _execute(region, output_dir, processed_dir, scratch, timeout, notebook, kernel_manager_class)
         finally:
             if scratch.exists():  # keep even a failed run for inspection
                 scratch.replace(executed)
@@ -326,26 +403,49 @@ def render_region_report(region: str, slug: str, output_dir: Path, processed_dir
         _write_atomic(log_path, "\n".join(log_lines) + "\n")
         return RegionRender(region, slug, status, relative, reason, seconds)
     except Exception as exc:  # noqa: BLE001 - failure isolation: one region never stops the batch
-        reason = _plain_reason(exc, timeout)
-        detail = getattr(exc, "detail", "")
-        log_lines += ["status: failed", f"reason: {reason}"] + ([f"detail: {detail}"] if detail else [])
         tb = "".join(traceback.format_exception(exc))
         ename_tb = getattr(exc, "traceback", None)  # PapermillExecutionError: the cell's traceback
         if ename_tb:
             tb = "\n".join(ename_tb) + "\n\n" + tb
-        log_lines.append("traceback:\n" + _ANSI.sub("", tb))
-        _write_atomic(log_path, "\n".join(log_lines) + "\n")
-        _write_atomic(page, _unavailable_page(region, slug, reason))
-        return RegionRender(region, slug, "failed", relative, reason, time.perf_counter() - started)
+        return record_failure(region, slug, output_dir, _plain_reason(exc, timeout),
+                              detail=getattr(exc, "detail", ""), tb=tb,
+                              seconds=time.perf_counter() - started, log_header=log_lines)
 
 
 def render_reports(regions: list[tuple[str, str]], output_dir: Path, processed_dir: Path, *,
-                   jobs: int = 1, timeout: int = 600) -> list[RegionRender]:
-    """Render every ``(region, slug)`` with at most ``jobs`` kernels at once.
+                   jobs: int = 1, timeout: int = 600, executor: "str | object" = "local",
+                   scheduler: str | None = None,
+                   progress: Callable[[str], None] | None = None) -> list[RegionRender]:
+    """Render every ``(region, slug)``, at most ``jobs`` at once, each in its own process.
 
-    Returns one :class:`RegionRender` per region, in the order given. A failed
-    region never stops the others.
+    Parameters
+    ----------
+    regions : list of (region, slug)
+        What to render; slugs must be unique and file-name safe.
+    output_dir, processed_dir : Path
+        The (staged) output folder and the folder holding the prepared child data.
+    jobs : int
+        Regions rendered at once by the local executor.
+    timeout : int
+        Seconds one region's report may take in all (its process is stopped after
+        that and the region gets an unavailable page); also each cell's limit.
+    executor : {"local", "dask"} or an executor object
+        See :mod:`evalkit.executors`; an object made by
+        :func:`evalkit.executors.make_executor` is used as it is (and not closed).
+    scheduler : str, optional
+        Dask scheduler address for ``executor="dask"`` (default: a local cluster).
+    progress : callable, optional
+        Receives one line per region started and finished (status, elapsed, ETA);
+        when it is ``print`` and standard output is a terminal, a live table is
+        drawn instead.
+
+    Returns
+    -------
+    list of RegionRender
+        One per region, in the order given. A failed region never stops the others.
     """
+    from . import executors
+
     regions = [(str(region), str(slug)) for region, slug in regions]
     slugs = [slug for _, slug in regions]
     for slug in slugs:
@@ -355,13 +455,38 @@ def render_reports(regions: list[tuple[str, str]], output_dir: Path, processed_d
         raise ValueError(f"two regions share the file name(s) {', '.join(duplicates)}")
     if not regions:
         return []
-    workers = max(1, min(int(jobs), len(regions)))
-    if workers == 1:
-        return [render_region_report(r, s, output_dir, processed_dir, timeout=timeout) for r, s in regions]
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="evalkit-render") as pool:
-        futures = [pool.submit(render_region_report, r, s, output_dir, processed_dir, timeout=timeout)
-                   for r, s in regions]
-        return [f.result() for f in futures]
+    output_dir = Path(output_dir).expanduser().resolve()
+    processed_dir = Path(processed_dir).expanduser().resolve()
+    work = [executors.RegionJob(region=region, slug=slug, output_dir=str(output_dir),
+                                processed_dir=str(processed_dir), notebook=str(REGIONAL_NOTEBOOK),
+                                timeout=int(timeout))
+            for region, slug in regions]
+    if isinstance(executor, str):
+        with executors.make_executor(executor, jobs=jobs, scheduler=scheduler) as runner:
+            return runner.run(work, progress=progress)
+    return executor.run(work, progress=progress)
+
+
+def warm_up() -> None:
+    """Fill this process's caches a region's run needs (notebook parameters, compiled templates).
+
+    Called once in the executors' template process, so that every region forked
+    from it starts with them.
+    """
+    import nbformat
+
+    _notebook_parameters(REGIONAL_NOTEBOOK)
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("## Warm-up\n\nA *short* [note](#x)."),
+        nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output("display_data", data={
+            "text/html": '<div class="ek-table-wrap"><table class="ek-table"><caption>Table 1.</caption>'
+                         '<tr><th scope="row">a &amp; b</th><td>1&nbsp;&lt;&nbsp;2</td></tr></table></div>'
+                         '<figure><img src="data:image/svg+xml;base64," alt="x"></figure>'})])])
+    nbformat.validate(nb)
+    exporter = _exporter()
+    nb.metadata["title"] = "Warm-up"
+    exporter.from_notebook_node(nb, resources={"metadata": {"name": "warm-up"}})
+    nbformat.writes(nb)
 
 
 # --------------------------------------------------------------------------- index
