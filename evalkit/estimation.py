@@ -47,7 +47,7 @@ from .config import MIN_CENTRES_PER_ARM, load_rules
 from .indicators import OUTCOME_FAMILY
 from .inference import Inference, LinearFit, fit_linear
 from .multiplicity import bh_qvalues, kling_components, kling_index, sharpened_qvalues
-from .propensity import centre_propensity, centre_table, overlap_summary
+from .propensity import affordable_covariates, centre_propensity, centre_table, overlap_summary
 
 __all__ = [
     "CONTRACT_COLUMNS",
@@ -475,29 +475,41 @@ def _rows_from_fit(fit: LinearFit, coef: str, common: dict, inferences: Iterable
         reason = (f"Too few {unit} ({fit.n_obs}) for the covariates ({fit.rank} coefficients): "
                   "the fit leaves almost no residual variation.")
         return _not_estimable(common, inferences, reason)
+    if np.sqrt(fit.vcov_cr1()[fit.index(coef), fit.index(coef)]) <= 1e-7 * max(np.std(fit.y), 1e-300):
+        reason = "The covariates fit the partnered centres exactly: no variation is left to estimate the effect from."
+        return _not_estimable(common, inferences, reason)
     out = []
     for inference in inferences:
+        note, row_warning = notes.get(inference, ""), warning
         if inference == "WCR-bootstrap":
             if fit.n_clusters > rules["bootstrap_max_clusters"]:
                 continue  # many clusters: no few-cluster problem to solve, and costly
             key = (common["region"], common["outcome"], common["estimator"], common.get("subgroup", ""))
             boot = fit.wild_bootstrap(coef, reps=reps, seed=_seed(seed, *key), alpha=rules["alpha"],
                                       webb_max_clusters=rules["webb_max_clusters"])
-            estimate = float(fit.params[fit.index(coef)])
-            values = {"estimate": estimate, "std_error": np.nan, "df": np.nan, "ci_low": boot.ci_low,
-                      "ci_high": boot.ci_high, "p_value": boot.p_value}
-            note = (f"Wild cluster restricted bootstrap: {boot.reps} {boot.weights.capitalize()} draws over "
-                    f"{boot.n_clusters} clusters (seed {seed}); p-value and 95% interval by test inversion; "
-                    "no standard error.")
-            if notes.get(inference):
-                note = f"{notes[inference]} {note}"
+            values = {"estimate": float(fit.params[fit.index(coef)]), "std_error": np.nan, "df": np.nan,
+                      "ci_low": boot.ci_low, "ci_high": boot.ci_high, "p_value": boot.p_value}
+            note += (f" Wild cluster restricted bootstrap: {boot.reps} {boot.weights.capitalize()} draws over "
+                     f"{boot.n_clusters} clusters (seed {seed}); p-value and 95% interval by test inversion; "
+                     "no standard error.")
         else:
             values = fit.coef_test(coef, inference, alpha=rules["alpha"])
-            note = notes.get(inference, "")
-        effect = values["estimate"] / sd if sd and np.isfinite(sd) else np.nan
-        out.append(EffectResult(inference=inference, effect_size_sd=effect, status="ok", note=note.strip(),
-                                fit=fit, warning=warning, diagnostics=diagnostics or {}, **values, **common))
+            if inference == "CR2" and values["df"] < 1:
+                out.extend(_not_estimable(common, [inference], (
+                    f"CR2 leaves {values['df']:.2g} degrees of freedom: the centres cannot say how uncertain "
+                    "this estimate is.")))
+                continue
+            if inference == "CR2" and fit.n_singular_cr2_clusters:
+                note += (f" CR2: {fit.n_singular_cr2_clusters} centre(s) fitted exactly by their covariates "
+                         "(pseudo-inverse adjustment, as clubSandwich).")
+                row_warning = ";".join(filter(None, [warning, "cr2_singular_centre"]))
+        out.append(EffectResult(inference=inference, effect_size_sd=_scaled(values, sd), status="ok", note=note.strip(),
+                                fit=fit, warning=row_warning, diagnostics=diagnostics or {}, **values, **common))
     return out
+
+
+def _scaled(values: dict, sd: float) -> float:
+    return values["estimate"] / sd if sd and np.isfinite(sd) else np.nan
 
 
 def _common(region: str, outcome: str, estimator: str, frame: pd.DataFrame, n_part: int, n_comp: int,
@@ -564,6 +576,15 @@ def estimate_ancova(child_outcomes: pd.DataFrame, region: str | None = None, *,
 # --------------------------------------------------------------------------- difference-in-differences
 
 
+def _did_sample(frame: pd.DataFrame) -> pd.DataFrame:
+    """The DiD rows that identify the effect: centres observed in both waves."""
+    if frame.empty:
+        return frame
+    waves = frame.groupby("centre_id")["endline"].agg(["min", "max"])
+    both = waves.index[(waves["min"] == 0) & (waves["max"] == 1)]
+    return frame.loc[frame["centre_id"].isin(both)]
+
+
 def did_from_frame(frame: pd.DataFrame, *, region: str, outcome: str = "elom_total",
                    inference: Inference | Sequence[Inference] = "CR1", min_centres: int = MIN_CENTRES_PER_ARM,
                    baseline_sd: float = np.nan, seed: int = _DEFAULT_SEED,
@@ -574,9 +595,7 @@ def did_from_frame(frame: pd.DataFrame, *, region: str, outcome: str = "elom_tot
     The centre effects are absorbed (results equal ``lm`` with ``factor(centre_id)``).
     """
     inferences = _as_tuple(inference)
-    waves = frame.groupby("centre_id")["endline"].agg(["min", "max"]) if len(frame) else None
-    both = waves.index[(waves["min"] == 0) & (waves["max"] == 1)] if waves is not None else []
-    frame = frame.loc[frame["centre_id"].isin(both)]
+    frame = _did_sample(frame)
     n_part, n_comp = _arm_counts(frame) if len(frame) else (0, 0)
     common = _common(region, outcome, "did", frame, n_part, n_comp,
                      n_children=int(frame["child_id"].nunique()) if len(frame) else 0)
@@ -612,6 +631,17 @@ def estimate_did(child_outcomes: pd.DataFrame, region: str | None = None, *, out
 # --------------------------------------------------------------------------- regression adjustment
 
 
+def _model_frame_as_fitted(frame: pd.DataFrame, covariates: Sequence[str],
+                           estimator: Literal["regression_adjustment", "aipw"] = "regression_adjustment") -> pd.DataFrame:
+    """The frame with the centre covariates the estimator leaves out (too few centres to support
+    them) made constant, so that another program fitting every covariate fits the same model."""
+    if estimator == "aipw":
+        kept, _ = _aipw_categorical(frame, ["setting", *covariates])
+    else:
+        kept, _ = affordable_covariates(frame, list(covariates), fixed_terms=2 + frame["setting"].nunique() - 1)
+    return frame.assign(**{c: "(left out)" for c in covariates if c not in kept})
+
+
 def regression_adjustment_from_frame(frame: pd.DataFrame, *, region: str, outcome: str,
                                      inference: Inference | Sequence[Inference] = "CR1",
                                      min_centres: int = MIN_CENTRES_PER_ARM, sd: float = np.nan,
@@ -628,6 +658,9 @@ def regression_adjustment_from_frame(frame: pd.DataFrame, *, region: str, outcom
     reason = _too_few(n_part, n_comp, min_centres, "have the outcome")
     if reason:
         return _one_or_many(_not_estimable(common, inferences, reason), inference)
+    fixed = 2 + sum(frame[c].nunique() - 1 for c in ["setting", *extra_categorical])
+    centre_covariates, left_out = affordable_covariates(frame, list(centre_covariates), fixed_terms=fixed)
+    note = f"{note} {left_out}".strip()
     if level == "child":
         X, names = design_matrix(frame, ["partnered", "age_months"],
                                  ["sex", "setting", *centre_covariates, *extra_categorical])
@@ -702,6 +735,12 @@ def _weighting_note(summary: dict) -> tuple[str, str]:
     return " ".join(notes), ";".join(warnings)
 
 
+def _ipw_sample(frame: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
+    """The IPW rows with their centre's ATT weight; trimmed and zero-weight centres left out."""
+    data = frame.merge(scored[["centre_id", "weight_att", "is_trimmed"]], on="centre_id", how="inner")
+    return data.loc[~data["is_trimmed"].astype(bool) & (data["weight_att"] > 0)]
+
+
 def ipw_from_frame(frame: pd.DataFrame, scored: pd.DataFrame, *, region: str, outcome: str,
                    inference: Inference | Sequence[Inference] = "CR1", min_centres: int = MIN_CENTRES_PER_ARM,
                    sd: float = np.nan, level: Literal["child", "centre"] = "child", seed: int = _DEFAULT_SEED,
@@ -709,9 +748,7 @@ def ipw_from_frame(frame: pd.DataFrame, scored: pd.DataFrame, *, region: str, ou
     """IPW (Hájek, effect on partnered centres): weighted least squares of the outcome on
     partnered with the centres' ATT weights; trimmed centres are left out."""
     inferences = _as_tuple(inference)
-    weights = scored[["centre_id", "weight_att", "is_trimmed"]]
-    data = frame.merge(weights, on="centre_id", how="inner")
-    data = data.loc[~data["is_trimmed"].astype(bool) & (data["weight_att"] > 0)]
+    data = _ipw_sample(frame, scored)
     n_part, n_comp = _arm_counts(data) if len(data) else (0, 0)
     common = _common(region, outcome, "ipw", data, n_part, n_comp, n_children=len(data) if level == "child" else np.nan)
     reason = _too_few(n_part, n_comp, min_centres, "have the outcome and a propensity score")
@@ -731,56 +768,60 @@ def ipw_from_frame(frame: pd.DataFrame, scored: pd.DataFrame, *, region: str, ou
     return _one_or_many(rows, inference)
 
 
-def aipw_from_frame(frame: pd.DataFrame, scored: pd.DataFrame, *, region: str, outcome: str,
-                    numeric: Sequence[str], categorical: Sequence[str], min_centres: int = MIN_CENTRES_PER_ARM,
-                    sd: float = np.nan, level: Literal["child", "centre"] = "child") -> EffectResult:
-    """AIPW for the effect on partnered centres (doubly robust).
+def _aipw_categorical(data: pd.DataFrame, categorical: Sequence[str]) -> tuple[list[str], str]:
+    """The categorical terms of the AIPW outcome model: centre covariates the comparison
+    centres (on which it is fitted) cannot support are left out."""
+    centre_level = [c for c in categorical if c in _rules()["covariates"]["centre_categorical"]]
+    comparison = data.loc[data["partnered"] == 0]
+    fixed = 1 + (comparison["setting"].nunique() - 1 if "setting" in categorical else 0)
+    kept, note = affordable_covariates(comparison, centre_level, fixed_terms=fixed)
+    return [c for c in categorical if c not in centre_level or c in kept], note
 
-    The outcome model ``m0`` is OLS on the comparison rows (``numeric`` and ``categorical``
-    terms); with the centres' ATT weights ``w`` (``e/(1−e)``, normalised), the estimate is
-    ``mean_T(y − m0) − Σ_C w (y − m0) / Σ_C w``. Its variance sums the influence function
-    within centres (× G/(G−1)), t on G−1 df; it treats the propensity score and outcome
-    model as known, which is the doubly robust estimator's large-sample variance when
-    both are right.
+
+def aipw_from_frame(frame: pd.DataFrame, scored: pd.DataFrame, *, region: str, outcome: str,
+                    numeric: Sequence[str], categorical: Sequence[str],
+                    inference: Inference | Sequence[Inference] | None = None, min_centres: int = MIN_CENTRES_PER_ARM,
+                    sd: float = np.nan, level: Literal["child", "centre"] = "child", seed: int = _DEFAULT_SEED,
+                    bootstrap_reps: int | None = None) -> EffectResult | EffectResults:
+    """AIPW for the effect on partnered centres (doubly robust), as one weighted regression.
+
+    The comparison group's outcome model ``m0`` (``numeric`` and ``categorical`` terms) is
+    fitted by least squares weighted with the ATT weights ``e/(1−e)``. Then the AIPW
+    estimate ``mean_T(y − m0) − Σ_C w (y − m0) / Σ_C w`` has a zero second term (weighted
+    residuals sum to zero) and equals the weighted regression adjustment (Wooldridge's
+    IPWRA); it is the coefficient on partnered in the weighted least squares of y on
+    [1, partnered, (1 − partnered) · (x − mean of x over partnered children)], weights 1 for
+    partnered and ``e/(1−e)`` for comparison rows. So CR1, CR2 (equal to clubSandwich on the
+    weighted ``lm``) and the wild bootstrap apply, with the propensity scores taken as given.
+    The estimate is consistent when either the propensity model or ``m0`` is right.
     """
-    inference = "CR1" if level == "child" else "HC1"
-    weights = scored[["centre_id", "weight_att", "is_trimmed"]]
-    data = frame.merge(weights, on="centre_id", how="inner")
-    data = data.loc[~data["is_trimmed"].astype(bool)]
+    inference = inference or ("CR1" if level == "child" else "HC1")
+    inferences = _as_tuple(inference)
+    data = _ipw_sample(frame, scored)
     n_part, n_comp = _arm_counts(data) if len(data) else (0, 0)
     common = _common(region, outcome, "aipw", data, n_part, n_comp, n_children=len(data) if level == "child" else np.nan)
     reason = _too_few(n_part, n_comp, min_centres, "have the outcome and a propensity score")
     summary = overlap_summary(scored) if scored["propensity"].notna().all() else None
     if reason or summary is None:
-        return _not_estimable(common, [inference], reason or "No propensity score.")[0]
+        return _one_or_many(_not_estimable(common, inferences, reason or "No propensity score."), inference)
     note, warning = _weighting_note(summary)
-    X, names = design_matrix(data, list(numeric), list(categorical))
+    kept, left_out = _aipw_categorical(data, categorical)
+    Z, znames = design_matrix(data, list(numeric), kept, intercept=False)
     treated = data["partnered"].to_numpy() == 1
-    y = data["y"].to_numpy(dtype="float64")
-    control_fit = fit_linear(y[~treated], X[~treated], names)
-    keep = [names.index(n) for n in control_fit.names]
-    resid = y - X[:, keep] @ control_fit.params
-    w = data["weight_att"].to_numpy(dtype="float64")
-    n1 = treated.sum()
-    wc = np.where(treated, 0.0, w)
-    mu1 = resid[treated].mean()
-    mu0 = (wc * resid).sum() / wc.sum()
-    estimate = float(mu1 - mu0)
-    influence = np.where(treated, (resid - mu1) / n1, -wc * (resid - mu0) / wc.sum())
-    clusters = data["centre_id"].to_numpy()
-    per_centre = pd.Series(influence).groupby(clusters).sum().to_numpy()
-    g = per_centre.size
-    se = float(np.sqrt(g / (g - 1) * (per_centre**2).sum()))
-    df = float(g - 1)
-    alpha = _rules()["inference"]["alpha"]
-    crit = stats.t.ppf(1 - alpha / 2, df)
-    p = float(2 * stats.t.sf(abs(estimate / se), df))
-    text = ("Influence-function variance clustered by centre, treating the propensity score and outcome "
-            "model as known. " + (_few_centres_note(n_part, n_comp) + " " + note).strip())
-    return EffectResult(inference=inference, estimate=estimate, std_error=se, df=df, ci_low=estimate - crit * se,
-                        ci_high=estimate + crit * se, p_value=p,
-                        effect_size_sd=estimate / sd if sd and np.isfinite(sd) else np.nan, status="ok",
-                        note=text.strip(), warning=warning, diagnostics=summary, **common)
+    Z = (Z - Z[treated].mean(axis=0)) * (~treated)[:, None]
+    X = np.column_stack([np.ones(len(data)), data["partnered"].to_numpy(dtype="float64"), Z])
+    names = ["(Intercept)", "partnered", *(f"comparison_x_{n}" for n in znames)]
+    clusters = data["centre_id"].to_numpy() if level == "child" else None
+    fit = fit_linear(data["y"].to_numpy(dtype="float64"), X, names, clusters,
+                     weights=data["weight_att"].to_numpy(dtype="float64"))
+    reps = _rules()["inference"]["bootstrap_reps"] if bootstrap_reps is None else bootstrap_reps
+    note = f"{note} {left_out}".strip()
+    notes = {inf: note for inf in inferences}
+    first = "CR1" if level == "child" else "HC1"
+    notes[first] = (_few_centres_note(n_part, n_comp) + " " + note).strip()
+    rows = _rows_from_fit(fit, "partnered", common, inferences, sd=sd, seed=seed, reps=reps, notes=notes,
+                          warning=warning, diagnostics=summary)
+    return _one_or_many(rows, inference)
 
 
 def _aipw_frame(ancova: pd.DataFrame, endline: pd.DataFrame, covariates: Sequence[str]
@@ -839,13 +880,16 @@ def estimate_ipw(child_outcomes: pd.DataFrame, region: str | None = None, *,
 
 def estimate_aipw(child_outcomes: pd.DataFrame, region: str | None = None, *,
                   centre_outcomes: pd.DataFrame | None = None, outcome: str = "elom_total",
-                  min_centres: int = MIN_CENTRES_PER_ARM) -> EffectResult:
+                  inference: Inference | Sequence[Inference] | None = None, min_centres: int = MIN_CENTRES_PER_ARM,
+                  seed: int = _DEFAULT_SEED, bootstrap_reps: int | None = None) -> EffectResult | EffectResults:
     """Doubly robust AIPW with centre-level propensity scores and an outcome model on the
-    baseline outcome (when there is one), age, sex, setting and centre covariates."""
+    baseline outcome (when there is one), age, sex, setting and centre covariates
+    (see :func:`aipw_from_frame`)."""
     parts = _weighting_frames(child_outcomes, centre_outcomes, region, outcome)
     return aipw_from_frame(parts["aipw"], parts["scored"], region=region if region is not None else "All regions",
                            outcome=outcome, numeric=parts["numeric"], categorical=parts["categorical"],
-                           min_centres=min_centres, sd=parts["sd"], level=parts["level"])
+                           inference=inference, min_centres=min_centres, sd=parts["sd"], level=parts["level"],
+                           seed=seed, bootstrap_reps=bootstrap_reps)
 
 
 # --------------------------------------------------------------------------- heterogeneity and dose
@@ -970,8 +1014,9 @@ def _child_rows(frames: _ChildFrames, data: pd.DataFrame, scored: pd.DataFrame |
     rows.extend(ipw_from_frame(endline, scored, region=region, outcome=outcome, inference=list(ALL_INFERENCES),
                                sd=sd, seed=seed, bootstrap_reps=reps))
     aipw, numeric = _aipw_frame(frame, endline, covariates)
-    rows.append(aipw_from_frame(aipw, scored, region=region, outcome=outcome, numeric=numeric,
-                                categorical=["sex", "setting", *covariates], sd=sd))
+    rows.extend(aipw_from_frame(aipw, scored, region=region, outcome=outcome, numeric=numeric,
+                                categorical=["sex", "setting", *covariates], inference=list(ALL_INFERENCES), sd=sd,
+                                seed=seed, bootstrap_reps=reps))
     return rows
 
 
@@ -991,8 +1036,9 @@ def _centre_rows(centres: pd.DataFrame, region: str, outcome: str, seed: int, re
     scored = _centre_scores(frame, covariates)
     rows.extend(ipw_from_frame(frame, scored, region=region, outcome=outcome, inference=list(CENTRE_INFERENCES),
                                sd=sd, level="centre", seed=seed, bootstrap_reps=reps))
-    rows.append(aipw_from_frame(frame, scored, region=region, outcome=outcome, numeric=[],
-                                categorical=["setting", *covariates], sd=sd, level="centre"))
+    rows.extend(aipw_from_frame(frame, scored, region=region, outcome=outcome, numeric=[],
+                                categorical=["setting", *covariates], inference=list(CENTRE_INFERENCES), sd=sd,
+                                level="centre", seed=seed, bootstrap_reps=reps))
     return rows
 
 

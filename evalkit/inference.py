@@ -218,7 +218,7 @@ class LinearFit:
         the eigenvectors of the p × p matrix D_g'D_g; the eigenvalues 1 + λ of G_g on that
         basis from a second p × p problem; h = (1 + λ)^{-1/2} − 1 (−1 where 1 + λ ≤ 1e-12, as
         clubSandwich's pseudo-inverse square root). So no n_g × n_g matrix is ever formed.
-        Returns D (rows), F (G × p × p), h (G × p) and Q.
+        Returns D (rows), F (G × p × p), h (G × p), Q and the eigenvalues 1 + λ (G × p).
         """
         X, M, w = self.X, self.bread, self.weights
         k = X.shape[1]
@@ -242,11 +242,11 @@ class LinearFit:
         eig = 1.0 + lam
         h = np.where(eig > _EIGEN_TOL, 1.0 / np.sqrt(np.clip(eig, _EIGEN_TOL, None)), 0.0) - 1.0
         F = (V * s_inv[:, None, :]) @ Y  # D_g F_g has orthonormal columns (the eigenvectors)
-        return D, F, h, Q
+        return D, F, h, Q, eig
 
     def _apply_cr2(self, v: np.ndarray) -> np.ndarray:
         """A_g v_g for every cluster at once (v is one value per row)."""
-        D, F, h, _ = self._cr2_low_rank
+        D, F, h, _, _ = self._cr2_low_rank
         Dv = _cluster_sum(D * v[:, None], self.cluster_starts)  # G × p
         u = np.einsum("gpr,gr->gp", F, h * np.einsum("gpr,gp->gr", F, Dv))
         return v + np.einsum("ip,ip->i", D, u[self.cluster_codes])
@@ -258,6 +258,16 @@ class LinearFit:
         if self.weights is not None:
             ae = ae * self.weights
         return _cluster_sum(self.X * ae[:, None], self.cluster_starts)
+
+    @property
+    def n_singular_cr2_clusters(self) -> int:
+        """Clusters whose ``G_g`` is singular beyond what absorbed cluster effects make it: the
+        covariates fit such a cluster exactly (a centre alone in its category, say). CR2 uses
+        the pseudo-inverse there, as clubSandwich does, but clubSandwich's own Satterthwaite df
+        then depends on rounding (an eigenvalue of 1e-11 is inverted or not)."""
+        eig = self._cr2_low_rank[4]
+        null = (eig <= 1e-8).sum(axis=1) - (1 if self.n_absorbed else 0)
+        return int((null > 0).sum())
 
     def vcov_cr2(self) -> np.ndarray:
         """CR2 covariance, equal to clubSandwich's ``vcovCR(type = "CR2")``."""

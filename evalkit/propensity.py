@@ -15,6 +15,8 @@ centres and are dropped; the overlap table says how many and what the weights ar
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 import pandas as pd
 from scipy.special import expit
@@ -23,6 +25,7 @@ from .config import load_rules
 from .inference import full_rank_columns
 
 __all__ = [
+    "affordable_covariates",
     "centre_table",
     "centre_propensity",
     "firth_logit",
@@ -90,12 +93,32 @@ def centre_table(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame | N
     return centres.sort_values("centre_id").reset_index(drop=True)
 
 
+def affordable_covariates(frame: pd.DataFrame, covariates: Sequence[str], *, fixed_terms: int = 2
+                          ) -> tuple[list[str], str]:
+    """The centre-level covariates a region's centres can support, and a note on any left out.
+
+    Centre characteristics vary only between centres, so each of their dummies uses up a
+    centre. Covariates are dropped from the end of ``covariates`` until there are at least
+    twice as many centres as centre-level terms (``fixed_terms`` counts the intercept and
+    partnered); otherwise a few-centre region gets an exactly fitted, meaningless model.
+    """
+    n_centres = frame["centre_id"].nunique()
+    levels = {c: frame[c].nunique() for c in covariates}
+    kept = [c for c in covariates if c in frame.columns]
+    while kept and n_centres < 2 * (fixed_terms + sum(levels[c] - 1 for c in kept)):
+        kept.pop()
+    dropped = [c for c in covariates if c not in kept]
+    note = (f"Left out {', '.join(dropped)}: {n_centres} centres cannot support more centre-level terms."
+            if dropped else "")
+    return kept, note
+
+
 def _ps_design(centres: pd.DataFrame) -> np.ndarray:
     rules = load_rules("estimation")["covariates"]
     columns = [np.ones(len(centres))]
-    for variable in rules["propensity_categorical"]:
-        if variable not in centres.columns:
-            continue
+    present = [v for v in rules["propensity_categorical"] if v in centres.columns]
+    usable, _ = affordable_covariates(centres, present, fixed_terms=1)
+    for variable in usable:
         values = centres[variable].astype("string").fillna("(missing)")
         for level in sorted(values.unique())[1:]:
             columns.append((values == level).to_numpy(dtype=float))

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from evalkit.estimation import (
+    aipw_from_frame,
     ancova_from_frame,
     did_from_frame,
     ipw_from_frame,
@@ -44,11 +45,21 @@ def python_rows(model: str, frame: pd.DataFrame) -> pd.DataFrame:
     elif model == "regression_adjustment":
         result = regression_adjustment_from_frame(frame, region=region, outcome="elom_total", inference=["CR1", "CR2"],
                                                   centre_covariates=["registration_status", "fee_band"])
-    elif model == "ipw":
+    elif model in ("ipw", "aipw", "centre_aipw"):
         scored = frame.groupby("centre_id", as_index=False).agg(weight_att=("weight", "first"))
         scored = scored.assign(is_trimmed=False, propensity=0.5, partnered=frame.groupby("centre_id")["partnered"]
                                .first().to_numpy())
-        result = ipw_from_frame(frame, scored, region=region, outcome="elom_total", inference=["CR1", "CR2"])
+        frame = frame.drop(columns="weight")
+        if model == "ipw":
+            result = ipw_from_frame(frame, scored, region=region, outcome="elom_total", inference=["CR1", "CR2"])
+        elif model == "aipw":
+            result = aipw_from_frame(frame, scored, region=region, outcome="elom_total", inference=["CR1", "CR2"],
+                                     numeric=["baseline", "age_months"],
+                                     categorical=["sex", "setting", "registration_status", "fee_band"])
+        else:
+            result = aipw_from_frame(frame, scored, region=region, outcome="customer_service_score_pct",
+                                     inference=["HC1", "CR2"], numeric=[], level="centre",
+                                     categorical=["setting", "registration_status", "fee_band"])
     elif model == "centre_regression_adjustment":
         result = regression_adjustment_from_frame(frame, region=region, outcome="customer_service_score_pct",
                                                   inference=["HC1", "CR2"], level="centre",
@@ -64,16 +75,12 @@ def test_every_cr1_and_cr2_row_equals_r(cr2_reference):
     for (model, region), frame in frames.groupby(["model", "region"]):
         rows = python_rows(model, frame)
         for row in rows.itertuples():
-            if (model, region) == ("centre_regression_adjustment", "Beta"):
-                # 7 centres, 6 coefficients: R's standard error is rounding noise (1e-15)
-                assert row.status == "not_estimable" and "covariates" in row.note
-                continue
             r = expected.loc[(model, region, row.inference)]
             assert row.status == "ok", (model, region)
             for column in ("estimate", "std_error", "df", "ci_low", "ci_high", "p_value"):
                 assert getattr(row, column) == pytest.approx(r[column], abs=TOL, rel=1e-9), (model, region, row.inference, column)
             compared += 1
-    assert compared == len(expected) - 2  # every R row but the degenerate pair
+    assert compared == len(expected)
 
 
 def test_reference_covers_the_awkward_cases(cr2_reference):
@@ -82,6 +89,9 @@ def test_reference_covers_the_awkward_cases(cr2_reference):
     assert sizes.min() == 1 and sizes.max() >= 20  # single-child centres and large ones
     assert expected.loc[("ancova", "Beta", "CR2"), "n_clusters"] == 7  # Webb territory
     assert frames.loc[(frames["model"] == "ancova") & (frames["region"] == "Gamma"), "setting"].nunique() == 1
+    # 7 centres cannot support registration status and fee band: both are left out, as R is told
+    beta = frames[(frames["model"] == "centre_regression_adjustment") & (frames["region"] == "Beta")]
+    assert (beta["fee_band"] == "(left out)").all() and (beta["registration_status"] == "(left out)").all()
     # CR2 matters here: clearly larger than CR1 in small regions
     assert expected.loc[("ancova", "Beta", "CR2"), "std_error"] > 1.2 * expected.loc[("ancova", "Beta", "CR1"), "std_error"]
 
@@ -238,3 +248,15 @@ def test_wild_bootstrap_rejects_a_real_effect_and_keeps_the_null(rng):
     null = fit_linear(noise, X, ["c", "d"], clusters).wild_bootstrap("d", seed=1)
     assert strong.p_value < 0.01 and strong.ci_low > 2.0
     assert null.p_value > 0.05 and null.ci_low < 0 < null.ci_high
+
+
+def test_singular_cr2_clusters_are_counted(rng):
+    clusters = np.repeat(np.arange(10), 5)
+    alone = (clusters == 0).astype(float)  # a dummy only cluster 0 has: that cluster is fitted exactly
+    X = np.column_stack([np.ones(50), (clusters % 2).astype(float), alone, rng.normal(size=50)])
+    y = rng.normal(size=50)
+    assert fit_linear(y, X, ["c", "d", "alone", "x"], clusters).n_singular_cr2_clusters == 1
+    assert fit_linear(y, X[:, [0, 1, 3]], ["c", "d", "x"], clusters).n_singular_cr2_clusters == 0
+    # absorbed cluster effects make every G_g singular in the constant direction: not counted
+    absorbed = fit_linear(y, X[:, [3]], ["x"], clusters, absorb_clusters=True)
+    assert absorbed.n_singular_cr2_clusters == 0

@@ -10,8 +10,16 @@
 #   ipw                           lm(y ~ partnered, weights = weight)
 #   centre_regression_adjustment  lm(y ~ partnered + setting + registration_status + fee_band), one row per centre
 #   national_ancova               the ANCOVA + factor(stratum) (region fixed effects)
+#   aipw, centre_aipw             lm(y ~ partnered + Z, weights = weight), Z = (1 - partnered) * (x - mean of x
+#                                 over partnered rows) for the outcome-model terms x (baseline, age_months, sex,
+#                                 setting, registration_status, fee_band; the centre model: the last three)
 # Factors with a single level in a region are left out (as evalkit's design has no dummy for them).
-# CR1: sandwich::vcovCL(type = "HC1", cluster = ~centre_id), t on G-1 df; for the centre-level
+# Numeric covariates (baseline, age_months) are centred within each model frame: that changes no
+# coefficient of interest, no hat matrix and hence no CR2 quantity, but keeps the eigen-based inverse
+# clubSandwich uses accurate. Without it, a centre that is alone in its category (so that I - H_gg is
+# exactly singular) can get a Satterthwaite df that moves in the third decimal when age is merely
+# shifted, because an eigenvalue of 1e-11 (rounding noise) is then inverted instead of dropped.
+# CR1: sandwich::vcovCL(type = "HC1", cluster = centre_id), t on G-1 df; for the centre-level
 # model HC1: sandwich::vcovHC(type = "HC1"), t on N-K df. CR2: clubSandwich::coef_test and
 # conf_int with vcov = "CR2", cluster = centre_id, test = "Satterthwaite".
 # Debian packages: r-base-core r-cran-sandwich r-cran-clubsandwich.
@@ -31,24 +39,35 @@ terms_of <- list(
   regression_adjustment = c("partnered", "age_months", "sex", "setting", "registration_status", "fee_band"),
   ipw = c("partnered"),
   centre_regression_adjustment = c("partnered", "setting", "registration_status", "fee_band"),
-  national_ancova = c("partnered", "baseline", "age_months", "sex", "setting", "factor(stratum)")
+  national_ancova = c("partnered", "baseline", "age_months", "sex", "setting", "factor(stratum)"),
+  aipw = c("baseline", "age_months", "sex", "setting", "registration_status", "fee_band"),
+  centre_aipw = c("setting", "registration_status", "fee_band")
 )
 categorical <- c("sex", "setting", "registration_status", "fee_band")
 
 fit_one <- function(s, model) {
+  for (v in c("baseline", "age_months")) if (!all(is.na(s[[v]]))) s[[v]] <- s[[v]] - mean(s[[v]])
   terms <- terms_of[[model]]
   keep <- vapply(terms, function(t) !(t %in% categorical) || length(unique(s[[t]])) > 1, logical(1))
   f <- reformulate(terms[keep], response = "y")
   coef <- if (model == "did") "partnered_x_endline" else "partnered"
-  fit <- if (model == "ipw") lm(f, data = s, weights = weight) else lm(f, data = s)
+  if (model %in% c("aipw", "centre_aipw")) {
+    Z <- model.matrix(reformulate(terms[keep]), s)[, -1, drop = FALSE]
+    Z <- sweep(Z, 2, colMeans(Z[s$partnered == 1, , drop = FALSE])) * (1 - s$partnered)
+    fit <- lm(y ~ ., data = data.frame(y = s$y, partnered = s$partnered, Z), weights = s$weight)
+  } else if (model == "ipw") {
+    fit <- lm(f, data = s, weights = weight)
+  } else {
+    fit <- lm(f, data = s)
+  }
   est <- unname(coef(fit)[coef])
   G <- length(unique(s$centre_id))
-  if (model == "centre_regression_adjustment") {
+  if (model %in% c("centre_regression_adjustment", "centre_aipw")) {
     V1 <- vcovHC(fit, type = "HC1")
     df1 <- fit$df.residual
     first <- "HC1"
   } else {
-    V1 <- vcovCL(fit, cluster = ~centre_id, type = "HC1")
+    V1 <- vcovCL(fit, cluster = s$centre_id, type = "HC1")
     df1 <- G - 1
     first <- "CR1"
   }

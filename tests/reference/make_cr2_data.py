@@ -10,8 +10,10 @@ unequal centre sizes from 1 to 24 children, single-child centres, a region with 
 Webb-weights range), a region with one setting only, a fee band found only among partnered
 centres. evalkit's own frame builders then turn them into one long CSV with a ``model``
 column: ``ancova``, ``did`` (child panel, centre fixed effects), ``regression_adjustment``,
-``ipw`` (the centre-level ATT weights in ``weight``), ``centre_regression_adjustment`` (one
-row per centre) and ``national_ancova`` (all regions, region dummies in ``stratum``).
+``ipw`` and ``aipw`` (the centre-level ATT weights in ``weight``), ``centre_regression_adjustment``
+and ``centre_aipw`` (one row per centre) and ``national_ancova`` (all regions, region dummies in ``stratum``). Centre
+covariates a region's centres cannot support (``evalkit.propensity.affordable_covariates``) are
+written as the constant "(left out)", so that R fits the model evalkit fits.
 """
 
 from pathlib import Path
@@ -19,7 +21,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from evalkit.estimation import _ChildFrames, _scored_centres, centre_outcome_frame
+from evalkit.estimation import (
+    _ChildFrames,
+    _aipw_frame,
+    _centre_scores,
+    _did_sample,
+    _ipw_sample,
+    _model_frame_as_fitted,
+    _scored_centres,
+    centre_outcome_frame,
+)
 
 SEED = 5150
 HERE = Path(__file__).resolve().parent
@@ -75,11 +86,17 @@ def make_frames(children: pd.DataFrame, centres: pd.DataFrame) -> pd.DataFrame:
         frames = _ChildFrames(data, ["elom_total"], baseline_source=children, centre_outcomes=cen)
         endline = frames.endline_only("elom_total")
         scored = _scored_centres(data, cen, None)
-        ipw = endline.merge(scored[["centre_id", "weight_att"]], on="centre_id").rename(columns={"weight_att": "weight"})
-        for model, frame in (("ancova", frames.ancova("elom_total")), ("did", frames.did("elom_total")),
-                             ("regression_adjustment", endline), ("ipw", ipw),
-                             ("centre_regression_adjustment", centre_outcome_frame(cen, None, "customer_service_score_pct"))):
-            parts.append(frame.assign(model=model, region=region))
+        ipw = _ipw_sample(endline, scored).rename(columns={"weight_att": "weight"})
+        covariates = ["registration_status", "fee_band"]
+        centre = centre_outcome_frame(cen, None, "customer_service_score_pct")
+        aipw = _ipw_sample(_aipw_frame(frames.ancova("elom_total"), endline, covariates)[0], scored)
+        centre_aipw = _ipw_sample(centre, _centre_scores(centre, covariates))
+        for model, frame in (("ancova", frames.ancova("elom_total")), ("did", _did_sample(frames.did("elom_total"))),
+                             ("regression_adjustment", _model_frame_as_fitted(endline, covariates)), ("ipw", ipw),
+                             ("centre_regression_adjustment", _model_frame_as_fitted(centre, covariates)),
+                             ("aipw", _model_frame_as_fitted(aipw, covariates, "aipw")),
+                             ("centre_aipw", _model_frame_as_fitted(centre_aipw, covariates, "aipw"))):
+            parts.append(frame.rename(columns={"weight_att": "weight"}).assign(model=model, region=region))
     national = _ChildFrames(children, ["elom_total"]).ancova("elom_total")
     parts.append(national.assign(model="national_ancova", stratum=national["region"], region="National"))
     out = pd.concat(parts, ignore_index=True)
