@@ -25,11 +25,13 @@ from .errors import InputError
 from .export import write_results_workbook
 from .estimation import ESTIMATE_COLUMNS, estimate_ancova
 from .indicators import build_child_outcomes, centre_outcomes, region_indicators
+from .quality import cleaning_summary
 from .outputs import (OutputLock, Staging, code_fingerprint, frame_digest, hash_json, input_file_hashes,
                       read_manifest, write_csv, write_json, write_parquet)
 from .readers import read_data_folder
 from .reporting import primary_row
 from .satisfaction import satisfaction_table
+from .schemas import validate_child_outcomes, validate_clean_tables
 from .scorecard import partnership_milestones, programme_scorecard
 from .treatment import derive_treatment
 
@@ -66,7 +68,8 @@ class Prepared:
     def results_tables(self) -> dict[str, pd.DataFrame]:
         """The tidy tables written to ``results/<name>.csv``."""
         return {"estimates": self.estimates, "indicators": self.indicators,
-                "satisfaction": self.satisfaction, "scorecard": self.scorecard, "milestones": self.milestones}
+                "satisfaction": self.satisfaction, "scorecard": self.scorecard, "milestones": self.milestones,
+                "data_quality": cleaning_summary(self.log)}
 
 
 @dataclass
@@ -87,13 +90,16 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
     timings["read"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    clean = clean_all(raw.tables)
+    # The codebook's missing codes and ranges apply only through raw.rules.
+    clean = clean_all(raw.tables, rules=raw.rules)
+    validate_clean_tables(clean.tables, raw.rules)
     timings["clean"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     tables = clean.tables
     treatment = derive_treatment(tables["centres"], tables["partnerships"], tables["child_assessments"])
     outcomes = build_child_outcomes(tables["child_assessments"], tables["centres"], treatment, level=level)
+    validate_child_outcomes(outcomes, raw.rules)
     centres_out = centre_outcomes(tables["centres"], tables["parent_survey"], treatment, outcomes, level=level)
     satisfaction = satisfaction_table(tables["parent_survey"], tables["centres"], treatment, level=level)
     scorecard = programme_scorecard(tables["centres"], tables["partnerships"], tables["parent_survey"], level=level)

@@ -120,6 +120,7 @@ class ChildAssessmentsClean(ChildWave):
     date_of_birth: Series[pa.DateTime] = pa.Field(nullable=True)
     height_cm: Series[float] = _number()
     weight_kg: Series[float] = _number()
+    elom_sef: Series[float] = _number()  # optional teacher-rated social-emotional scale; all missing when absent
     days_attended: Series[float] = _number()
     days_possible: Series[float] = _number()
     assessor_id: Series[str] = pa.Field(nullable=True)
