@@ -23,7 +23,9 @@ from .cleaning import clean_all
 from .config import DATA_PROCESSED, DATA_RAW, REPORTS
 from .errors import InputError
 from .export import write_results_workbook
-from .estimation import ESTIMATE_COLUMNS, estimate_ancova
+from .balance import balance_joint_test, balance_table
+from .estimation import ESTIMATE_COLUMNS, estimate_national, estimate_region
+from .power import power_table
 from .indicators import build_child_outcomes, centre_outcomes, region_indicators
 from .quality import cleaning_summary
 from .outputs import (OutputLock, Staging, code_fingerprint, frame_digest, hash_json, input_file_hashes,
@@ -56,6 +58,9 @@ class Prepared:
     estimates: pd.DataFrame
     indicators: pd.DataFrame
     centre_outcomes: pd.DataFrame
+    balance: pd.DataFrame
+    balance_joint: pd.DataFrame
+    power: pd.DataFrame
     satisfaction: pd.DataFrame
     scorecard: pd.DataFrame
     milestones: pd.DataFrame
@@ -67,7 +72,8 @@ class Prepared:
 
     def results_tables(self) -> dict[str, pd.DataFrame]:
         """The tidy tables written to ``results/<name>.csv``."""
-        return {"estimates": self.estimates, "indicators": self.indicators,
+        return {"estimates": self.estimates, "indicators": self.indicators, "balance": self.balance,
+                "balance_joint": self.balance_joint, "power": self.power,
                 "satisfaction": self.satisfaction, "scorecard": self.scorecard, "milestones": self.milestones,
                 "data_quality": cleaning_summary(self.log)}
 
@@ -120,9 +126,19 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
         chosen = available
 
     t0 = time.perf_counter()
-    rows = [estimate_ancova(outcomes, region).tidy() for region in chosen]
-    estimates = pd.concat(rows, ignore_index=True)[ESTIMATE_COLUMNS]
+    in_chosen = outcomes.loc[outcomes["region"].isin(chosen)]
+    frames = [estimate_region(outcomes, centres_out, region) for region in chosen]
+    if len(chosen) > 1:
+        frames.append(estimate_national(in_chosen, centres_out.loc[centres_out["region"].isin(chosen)]))
+    estimates = pd.concat(frames, ignore_index=True)
+    estimates = estimates[[*ESTIMATE_COLUMNS, *[c for c in estimates.columns if c not in ESTIMATE_COLUMNS]]]
     timings["estimate"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    balance = pd.concat([balance_table(outcomes, centres_out, region) for region in chosen], ignore_index=True)
+    balance_joint = pd.concat([balance_joint_test(outcomes, centres_out, region) for region in chosen],
+                              ignore_index=True)
+    power = pd.concat([power_table(outcomes, region) for region in chosen], ignore_index=True)
+    timings["balance_power"] = time.perf_counter() - t0
     indicators = region_indicators(outcomes.loc[outcomes["region"].isin(chosen)])
 
     def keep_chosen(frame: pd.DataFrame) -> pd.DataFrame:
@@ -130,7 +146,8 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
         return frame.loc[national | frame["region"].isin(chosen)].reset_index(drop=True)
 
     return Prepared(child_outcomes=outcomes, treatment=treatment, estimates=estimates,
-                    indicators=indicators, centre_outcomes=centres_out,
+                    indicators=indicators, centre_outcomes=centres_out, balance=balance,
+                    balance_joint=balance_joint, power=power,
                     satisfaction=keep_chosen(satisfaction), scorecard=keep_chosen(scorecard),
                     milestones=keep_chosen(milestones), log=clean.log, row_counts=clean.row_counts,
                     input_hashes=raw.hashes, regions=chosen, timings=timings)
