@@ -1091,11 +1091,12 @@ def estimate_region(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame 
     For each outcome of the declared family present in the data (child-level ones in
     ``child_outcomes``, ``customer_service_score_pct`` in ``centre_outcomes``) and the
     Kling–Liebman–Katz index (``outcome = "kling_index"``): ANCOVA, DiD, regression
-    adjustment and IPW under CR1, CR2 and the wild cluster restricted bootstrap, and AIPW
-    (CR1); centre-level outcomes get regression adjustment and IPW under HC1, CR2 and the
-    bootstrap, and AIPW (HC1). Then the heterogeneity and dose rows of the primary outcome,
-    warning codes, BH and sharpened q-values over the family and ``is_primary``. The
-    primary row equals :func:`estimate_ancova` (CR1) exactly.
+    adjustment, IPW and AIPW under CR1, CR2 and the wild cluster restricted bootstrap;
+    centre-level outcomes get regression adjustment, IPW and AIPW under HC1, CR2 and the
+    bootstrap. Then the heterogeneity and dose rows of the primary outcome, warning codes,
+    BH and sharpened q-values over the family and ``is_primary``. The primary row equals
+    :func:`estimate_ancova` (CR1) exactly. The bootstrap rows are left out for a model with
+    more than ``bootstrap_max_clusters`` (rules: 1,000) clusters.
     """
     data = child_outcomes.loc[child_outcomes["region"] == region]
     centres = None if centre_outcomes is None else centre_outcomes.loc[centre_outcomes["region"] == region]

@@ -52,6 +52,8 @@ Inference = Literal["CR1", "CR2", "HC1", "WCR-bootstrap"]
 _EIGEN_TOL = 1e-12
 #: Webb (2014) six-point distribution: ±√(1/2), ±1, ±√(3/2) with equal probability.
 _WEBB = np.array([-np.sqrt(1.5), -1.0, -np.sqrt(0.5), np.sqrt(0.5), 1.0, np.sqrt(1.5)])
+#: Up to this many clusters the Satterthwaite matrix P (J × J) is formed explicitly.
+_EXPLICIT_P_MAX_CLUSTERS = 1000
 #: Bootstrap replications are processed in blocks of at most this many clusters x replications.
 _BLOCK_CELLS = 2_000_000
 
@@ -141,8 +143,9 @@ class LinearFit:
 
     Rows are held sorted by cluster. ``X`` is the design actually used (aliased columns
     dropped, demeaned within clusters when cluster effects are absorbed); ``weights`` are
-    the analytic weights of WLS (None for OLS); ``n_absorbed`` counts the absorbed cluster
-    effects, which enter K of the CR1 small-sample factor.
+    the analytic weights of WLS (None for OLS); ``bread`` is (X'WX)⁻¹ = R⁻¹R⁻ᵀ with R from the QR
+    of √W X and ``r_inverse`` is R⁻¹; ``n_absorbed`` counts the absorbed cluster effects, which
+    enter K of the CR1 small-sample factor.
     """
 
     names: list[str]
@@ -155,6 +158,7 @@ class LinearFit:
     cluster_starts: np.ndarray
     cluster_sizes: np.ndarray
     bread: np.ndarray
+    r_inverse: np.ndarray
     n_absorbed: int = 0
 
     @property
@@ -204,33 +208,40 @@ class LinearFit:
     # ------------------------------------------------------------------ CR2
 
     @cached_property
-    def _omega(self) -> np.ndarray:
-        """Ω = M X'W²X M (weighted fits only)."""
-        return self.bread @ (self.X.T @ (self.X * (self.weights**2)[:, None])) @ self.bread
+    def _basis(self) -> np.ndarray:
+        """B = X R⁻¹ (R from the QR of √W X): the same column space with B'WB = I, so that CR2's
+        small eigenproblems and Satterthwaite sums are formed from bounded, well-scaled numbers
+        (the hat block is X_g M X_g' = B_g B_g')."""
+        return self.X @ self.r_inverse
 
     @cached_property
-    def _cr2_low_rank(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def _omega_basis(self) -> np.ndarray:
+        """B'W²B, which is R Ω R' for Ω = M X'W²X M (weighted fits only)."""
+        bw = self._basis * self.weights[:, None]
+        return bw.T @ bw
+
+    @cached_property
+    def _cr2_low_rank(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """CR2's A_g = G_g^{-1/2} in low-rank form: A_g v = v + D_g F_g diag(h_g) F_g' D_g' v.
 
-        ``G_g − I = D_g Q D_g'`` has rank at most p (the columns of D): for OLS D = X and
-        Q = −M (plus the column 1/√n_g with −1 when cluster effects are absorbed); with weights
-        D = [X, WX] and Q = [[Ω, −M], [−M, 0]]. An orthonormal basis of D_g's columns comes from
-        the eigenvectors of the p × p matrix D_g'D_g; the eigenvalues 1 + λ of G_g on that
-        basis from a second p × p problem; h = (1 + λ)^{-1/2} − 1 (−1 where 1 + λ ≤ 1e-12, as
-        clubSandwich's pseudo-inverse square root). So no n_g × n_g matrix is ever formed.
+        ``G_g − I = D_g Q D_g'`` has rank at most p (the columns of D): for OLS D = B and Q = −I
+        (plus the column 1/√n_g when cluster effects are absorbed); with weights D = [B, WB] and
+        Q = [[B'W²B, −I], [−I, 0]]. An orthonormal basis of D_g's columns comes from the
+        eigenvectors of the p × p matrix D_g'D_g; the eigenvalues 1 + λ of G_g on that basis from
+        a second p × p problem; h = (1 + λ)^{-1/2} − 1 (−1 where 1 + λ ≤ 1e-12, as clubSandwich's
+        pseudo-inverse square root). So no n_g × n_g matrix is ever formed.
         Returns D (rows), F (G × p × p), h (G × p), Q and the eigenvalues 1 + λ (G × p).
         """
-        X, M, w = self.X, self.bread, self.weights
-        k = X.shape[1]
+        B, w = self._basis, self.weights
+        k = B.shape[1]
         if w is None:
+            D = B
             if self.n_absorbed:
-                D = np.column_stack([X, 1.0 / np.sqrt(self.cluster_sizes)[self.cluster_codes]])
-                Q = -np.block([[M, np.zeros((k, 1))], [np.zeros((1, k)), np.ones((1, 1))]])
-            else:
-                D, Q = X, -M
+                D = np.column_stack([B, 1.0 / np.sqrt(self.cluster_sizes)[self.cluster_codes]])
+            Q = -np.eye(D.shape[1])
         else:
-            D = np.column_stack([X, X * w[:, None]])
-            Q = np.block([[self._omega, -M], [-M, np.zeros_like(M)]])
+            D = np.column_stack([B, B * w[:, None]])
+            Q = np.block([[self._omega_basis, -np.eye(k)], [-np.eye(k), np.zeros((k, k))]])
         K = _cluster_gram(D, self.cluster_starts)  # G × p × p
         s2, V = np.linalg.eigh(K)
         keep = s2 > 1e-12 * np.maximum(s2.max(axis=1, keepdims=True), 1e-300)
@@ -277,29 +288,45 @@ class LinearFit:
     def df_satterthwaite(self, name: str) -> float:
         """Satterthwaite degrees of freedom of CR2 for one coefficient (clubSandwich's).
 
-        With a_g = A_g W_g X_g M c, clubSandwich's P = diag(‖a_g‖²) + B C B' where row g of B
-        is [X_g'a_g, X_g'W_g a_g] and C = [[Ω, −M], [−M, 0]] (for OLS: P = diag − P_X M P_X'),
-        and df = (tr P)² / ‖P‖²_F; the J × J matrix is never formed.
+        clubSandwich's df is (tr P)² / ‖P‖²_F for the J × J matrix P_jl = g_j'g_l, where
+        g_j = (I − H)'[a_j] and a_j = A_j W_j X_j M c (its working model is the identity). In the
+        basis B = X R⁻¹ (so M = I) and with p_j = B_j'a_j, r_j = a_j − W_j B_j p_j, t_j = B_j'W_j r_j,
+        Ω_j = B_j'W_j²B_j and Ω = Σ Ω_j:
+
+            P_jj = ‖r_j‖² + p_j'(Ω − Ω_j) p_j
+            P_jl = p_j'Ω p_l − (t_j + Ω_j p_j)'p_l − p_j'(t_l + Ω_l p_l)      (j ≠ l)
+
+        Every term is small where the true entry is: a centre that its covariates nearly fit
+        has a large a_j but a small g_j, and writing P as diag(‖a_j‖²) plus a low-rank part
+        would cancel catastrophically. P is formed explicitly up to 1,000 clusters; beyond,
+        ‖P‖² comes from k × k sums (there CR2 is close to CR1 and df are in the hundreds).
         """
-        j = self.index(name)
-        M = self.bread
-        z = self.X @ M[:, j]
-        if self.weights is not None:
-            z = z * self.weights
-        a = self._apply_cr2(z)
-        starts = self.cluster_starts
-        D = _cluster_sum(a * a, starts)
-        P = _cluster_sum(self.X * a[:, None], starts)
-        if self.weights is None:
-            B, C = P, -M
+        B, w = self._basis, self.weights
+        wv = np.ones(self.n_obs) if w is None else w
+        starts, codes = self.cluster_starts, self.cluster_codes
+        a = self._apply_cr2(B @ self.r_inverse[self.index(name)] * wv)  # A_g W_g X_g M c
+        p = _cluster_sum(B * a[:, None], starts)
+        r = a - wv * np.einsum("ik,ik->i", B, p[codes])
+        if self.n_absorbed:  # (I − H) also removes each cluster's mean
+            r = r - np.repeat(_cluster_sum(r, starts) / self.cluster_sizes, self.cluster_sizes)
+        t = _cluster_sum(B * (wv * r)[:, None], starts)
+        omega_g = _cluster_gram(B * wv[:, None], starts)
+        omega = omega_g.sum(axis=0)
+        v = np.einsum("gkl,gl->gk", omega_g, p)
+        diag = _cluster_sum(r * r, starts) + np.einsum("gk,kl,gl->g", p, omega, p) - np.einsum("gk,gk->g", p, v)
+        s = t + v
+        if self.n_clusters <= _EXPLICIT_P_MAX_CLUSTERS:
+            P = p @ omega @ p.T - s @ p.T - p @ s.T
+            np.fill_diagonal(P, diag)
+            sumsq = float((P**2).sum())
         else:
-            B = np.hstack([P, _cluster_sum(self.X * (a * self.weights)[:, None], starts)])
-            C = np.block([[self._omega, -M], [-M, np.zeros_like(M)]])
-        z_diag = np.einsum("gk,kl,gl->g", B, C, B)
-        CS = C @ (B.T @ B)
-        trace = D.sum() + z_diag.sum()
-        sumsq = (D**2).sum() + 2 * (D * z_diag).sum() + np.trace(CS @ CS)
-        return float(trace**2 / sumsq)
+            k = B.shape[1]
+            U = np.hstack([p, s])
+            C = np.block([[omega, -np.eye(k)], [-np.eye(k), np.zeros((k, k))]])
+            e_diag = np.einsum("gk,kl,gl->g", U, C, U)
+            CS = C @ (U.T @ U)
+            sumsq = float(np.trace(CS @ CS) - (e_diag**2).sum() + (diag**2).sum())
+        return float(diag.sum() ** 2 / sumsq)
 
     # ------------------------------------------------------------------ summaries
 
@@ -456,4 +483,5 @@ def fit_linear(y: np.ndarray, X: np.ndarray, names: list[str], clusters: np.ndar
     bread = r_inv @ r_inv.T
     resid = y - X @ params
     return LinearFit(names=names, params=params, X=X, y=y, resid=resid, weights=w, cluster_codes=codes,
-                     cluster_starts=starts, cluster_sizes=sizes, bread=bread, n_absorbed=n_absorbed)
+                     cluster_starts=starts, cluster_sizes=sizes, bread=bread, r_inverse=r_inv,
+                     n_absorbed=n_absorbed)

@@ -83,6 +83,25 @@ def test_every_cr1_and_cr2_row_equals_r(cr2_reference):
     assert compared == len(expected)
 
 
+def test_cr2_equals_r_with_a_nearly_fitted_centre(monkeypatch):
+    """A frame from a simulated folder (seed 925911, Limpopo, AIPW) where one centre's G_g has an
+    eigenvalue of 2e-5: its a_g is 5e4 times larger than its g_g. R's numbers are stable here
+    (they do not move when the rows are reordered) and evalkit's must equal them."""
+    import evalkit.inference as inference
+
+    frame = pd.read_csv(REFERENCE / "cr2_near_singular_frames.csv", dtype={"centre_id": str, "child_id": str})
+    expected = pd.read_csv(REFERENCE / "cr2_near_singular_r_output.csv").set_index("inference")
+    rows = python_rows("aipw", frame).set_index("inference")
+    for inference_name in ("CR1", "CR2"):
+        for column in ("estimate", "std_error", "df", "ci_low", "ci_high", "p_value"):
+            assert rows.loc[inference_name, column] == pytest.approx(expected.loc[inference_name, column], abs=TOL,
+                                                                     rel=1e-9), (inference_name, column)
+    # the k × k closed form of ‖P‖² loses this to cancellation, which is why P is formed explicitly
+    monkeypatch.setattr(inference, "_EXPLICIT_P_MAX_CLUSTERS", 0)
+    closed = python_rows("aipw", frame).set_index("inference").loc["CR2", "df"]
+    assert abs(closed - expected.loc["CR2", "df"]) > 1e-7
+
+
 def test_reference_covers_the_awkward_cases(cr2_reference):
     frames, expected = cr2_reference
     sizes = frames.loc[frames["model"] == "ancova"].groupby("centre_id").size()
@@ -260,3 +279,53 @@ def test_singular_cr2_clusters_are_counted(rng):
     # absorbed cluster effects make every G_g singular in the constant direction: not counted
     absorbed = fit_linear(y, X[:, [3]], ["x"], clusters, absorb_clusters=True)
     assert absorbed.n_singular_cr2_clusters == 0
+
+
+def brute_force_satterthwaite(fit, name):
+    """clubSandwich's df the slow way: g_j = (I − H)'[A_j W_j X_j M c] with A_j from the full
+    eigendecomposition of G_g = [(I − H)(I − H)']_gg (working model: the identity)."""
+    X, M = fit.X, fit.bread
+    w = np.ones(fit.n_obs) if fit.weights is None else fit.weights
+    IH = np.eye(fit.n_obs) - X @ M @ X.T * w[None, :]
+    c = M[:, fit.index(name)]
+    gs = []
+    for start, size in zip(fit.cluster_starts, fit.cluster_sizes):
+        rows = slice(start, start + size)
+        values, vectors = np.linalg.eigh((IH @ IH.T)[rows, rows])
+        A = vectors @ np.diag(np.where(values > 1e-12, 1 / np.sqrt(np.clip(values, 1e-12, None)), 0)) @ vectors.T
+        placed = np.zeros(fit.n_obs)
+        placed[rows] = A @ (w[rows] * (X[rows] @ c))
+        gs.append(IH.T @ placed)
+    P = np.array(gs) @ np.array(gs).T
+    return np.trace(P) ** 2 / np.sum(P**2)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_satterthwaite_with_a_nearly_fitted_centre_equals_brute_force(rng, weighted):
+    # centre 0 is nearly fitted by its own dummy plus a covariate: G_0 has an eigenvalue near 1e-5,
+    # a_0 is large and its g_0 small, which a diag + low-rank formula would cancel away
+    sizes = rng.integers(3, 9, 16)
+    clusters = np.repeat(np.arange(16), sizes)
+    n = clusters.size
+    near = (clusters == 0).astype(float) + 1e-3 * rng.normal(size=n) * (clusters != 0)
+    d = (clusters % 3 == 0).astype(float)
+    X = np.column_stack([np.ones(n), d, near, rng.normal(size=n)])
+    y = X @ [1.0, 0.5, 1.0, 0.3] + rng.normal(size=16)[clusters] + rng.normal(size=n)
+    w = np.repeat(rng.uniform(0.05, 3.0, 16), sizes) if weighted else None
+    fit = fit_linear(y, X, ["c", "d", "near", "x"], clusters, weights=w)
+    assert fit.df_satterthwaite("d") == pytest.approx(brute_force_satterthwaite(fit, "d"), rel=1e-9)
+
+
+def test_satterthwaite_closed_form_for_many_clusters_equals_the_explicit_one(rng, monkeypatch):
+    import evalkit.inference as inference
+
+    clusters = np.repeat(np.arange(60), rng.integers(2, 10, 60))
+    n = clusters.size
+    X = np.column_stack([np.ones(n), (clusters % 2).astype(float), rng.normal(size=n)])
+    y = rng.normal(size=n) + rng.normal(size=60)[clusters]
+    for w in (None, np.repeat(rng.uniform(0.2, 2, 60), np.bincount(clusters))):
+        explicit = fit_linear(y, X, ["c", "d", "x"], clusters, weights=w).df_satterthwaite("d")
+        monkeypatch.setattr(inference, "_EXPLICIT_P_MAX_CLUSTERS", 0)
+        closed = fit_linear(y, X, ["c", "d", "x"], clusters, weights=w).df_satterthwaite("d")
+        monkeypatch.setattr(inference, "_EXPLICIT_P_MAX_CLUSTERS", 1000)
+        assert closed == pytest.approx(explicit, rel=1e-8)
