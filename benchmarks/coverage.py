@@ -162,8 +162,8 @@ def estimate_once(child: pd.DataFrame, centres: pd.DataFrame, *, seed: int, boot
                *regression_adjustment_from_frame(endline, sd=sd, centre_covariates=COVARIATES, **kwargs),
                *ipw_from_frame(endline, scored, sd=sd, **kwargs)]
     aipw, numeric = _aipw_frame(ancova, endline, COVARIATES)
-    results.append(aipw_from_frame(aipw, scored, region="R", outcome="elom_total", numeric=numeric,
-                                   categorical=["sex", "setting", *COVARIATES], sd=sd))
+    results.extend(aipw_from_frame(aipw, scored, numeric=numeric, categorical=["sex", "setting", *COVARIATES], sd=sd,
+                                   **kwargs))
     return [{"estimator": r.estimator, "inference": r.inference, "status": r.status, "estimate": r.estimate,
              "ci_low": r.ci_low, "ci_high": r.ci_high} for r in results]
 

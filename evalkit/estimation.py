@@ -50,7 +50,9 @@ from .multiplicity import bh_qvalues, kling_components, kling_index, sharpened_q
 from .propensity import affordable_covariates, centre_propensity, centre_table, overlap_summary
 
 __all__ = [
+    "ALL_INFERENCES",
     "CONTRACT_COLUMNS",
+    "ESTIMATORS",
     "EXTRA_COLUMNS",
     "ESTIMATE_COLUMNS",
     "EffectResult",
@@ -91,6 +93,7 @@ ESTIMATE_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 
 ANCOVA_COVARIATES = ("baseline", "age_months", "sex", "setting")
 ALL_INFERENCES: tuple[str, ...] = ("CR1", "CR2", "WCR-bootstrap")
+ESTIMATORS: tuple[str, ...] = ("ancova", "did", "regression_adjustment", "ipw", "aipw")
 CENTRE_INFERENCES: tuple[str, ...] = ("HC1", "CR2", "WCR-bootstrap")
 NATIONAL = "National"
 _DEFAULT_SEED = 20251123
@@ -429,8 +432,10 @@ def _effect_scale(child_outcomes: pd.DataFrame, region: str | None, outcome: str
 
 
 def _arm_counts(frame: pd.DataFrame) -> tuple[int, int]:
-    centres = frame.groupby("centre_id")["partnered"].first()
-    return int((centres == 1).sum()), int((centres == 0).sum())
+    """Partnered and comparison centres with rows in the frame."""
+    codes = pd.factorize(frame["centre_id"])[0]
+    partnered = frame["partnered"].to_numpy() == 1
+    return int(np.unique(codes[partnered]).size), int(np.unique(codes[~partnered]).size)
 
 
 def _too_few(n_part: int, n_comp: int, min_centres: int, what: str) -> str | None:
@@ -994,51 +999,54 @@ def _outcome_plan(data: pd.DataFrame, centre_outcomes: pd.DataFrame | None, outc
 
 
 def _child_rows(frames: _ChildFrames, data: pd.DataFrame, scored: pd.DataFrame | None, region: str,
-                outcome: str, seed: int, reps: int, national: bool = False) -> list[EffectResult]:
+                outcome: str, seed: int, reps: int, *, estimators: Sequence[str] = ESTIMATORS,
+                national: bool = False) -> list[EffectResult]:
     """Every estimator x inference for one child-level outcome of one region (``data``: its rows)."""
     covariates = frames.covariates
     sd, scale_note = _effect_scale(data, None, outcome)
     frame = frames.ancova(outcome)
+    common = dict(region=region, outcome=outcome, inference=list(ALL_INFERENCES), seed=seed, bootstrap_reps=reps)
     rows: list[EffectResult] = []
-    rows.extend(ancova_from_frame(frame, region=region, outcome=outcome, inference=list(ALL_INFERENCES),
-                                  baseline_sd=sd, seed=seed, bootstrap_reps=reps,
-                                  extra_categorical=["region"] if national else []))
+    if "ancova" in estimators or national:
+        rows.extend(ancova_from_frame(frame, baseline_sd=sd, extra_categorical=["region"] if national else [],
+                                      **common))
     if national:
         return rows
-    rows.extend(did_from_frame(frames.did(outcome), region=region, outcome=outcome,
-                               inference=list(ALL_INFERENCES), baseline_sd=sd, seed=seed, bootstrap_reps=reps))
+    if "did" in estimators:
+        rows.extend(did_from_frame(frames.did(outcome), baseline_sd=sd, **common))
     endline = frames.endline_only(outcome)
-    rows.extend(regression_adjustment_from_frame(endline, region=region, outcome=outcome,
-                                                 inference=list(ALL_INFERENCES), sd=sd, centre_covariates=covariates,
-                                                 seed=seed, bootstrap_reps=reps, note=scale_note))
-    rows.extend(ipw_from_frame(endline, scored, region=region, outcome=outcome, inference=list(ALL_INFERENCES),
-                               sd=sd, seed=seed, bootstrap_reps=reps))
-    aipw, numeric = _aipw_frame(frame, endline, covariates)
-    rows.extend(aipw_from_frame(aipw, scored, region=region, outcome=outcome, numeric=numeric,
-                                categorical=["sex", "setting", *covariates], inference=list(ALL_INFERENCES), sd=sd,
-                                seed=seed, bootstrap_reps=reps))
+    if "regression_adjustment" in estimators:
+        rows.extend(regression_adjustment_from_frame(endline, sd=sd, centre_covariates=covariates, note=scale_note,
+                                                     **common))
+    if "ipw" in estimators:
+        rows.extend(ipw_from_frame(endline, scored, sd=sd, **common))
+    if "aipw" in estimators:
+        aipw, numeric = _aipw_frame(frame, endline, covariates)
+        rows.extend(aipw_from_frame(aipw, scored, numeric=numeric, categorical=["sex", "setting", *covariates], sd=sd,
+                                    **common))
     return rows
 
 
-def _centre_rows(centres: pd.DataFrame, region: str, outcome: str, seed: int, reps: int,
-                 national: bool = False) -> list[EffectResult]:
-    """Every estimator x inference for one centre-level outcome of one region."""
+def _centre_rows(centres: pd.DataFrame, region: str, outcome: str, seed: int, reps: int, *,
+                 estimators: Sequence[str] = ESTIMATORS, national: bool = False) -> list[EffectResult]:
+    """Every estimator x inference for one centre-level outcome of one region (no baseline:
+    regression adjustment, IPW and AIPW)."""
     covariates = _centre_covariates(centres)
     frame = centre_outcome_frame(centres, None, outcome)
-    sd = _centre_sd(frame)
-    note = "Centre-level outcome: one row per centre."
-    extra = ["region"] if national else []
-    rows = list(regression_adjustment_from_frame(frame, region=region, outcome=outcome, inference=list(CENTRE_INFERENCES),
-                                                 sd=sd, level="centre", centre_covariates=covariates, seed=seed,
-                                                 bootstrap_reps=reps, note=note, extra_categorical=extra))
+    common = dict(region=region, outcome=outcome, inference=list(CENTRE_INFERENCES), sd=_centre_sd(frame),
+                  level="centre", seed=seed, bootstrap_reps=reps)
+    rows: list[EffectResult] = []
+    if "regression_adjustment" in estimators or national:
+        rows.extend(regression_adjustment_from_frame(frame, centre_covariates=covariates,
+                                                     note="Centre-level outcome: one row per centre.",
+                                                     extra_categorical=["region"] if national else [], **common))
     if national:
         return rows
     scored = _centre_scores(frame, covariates)
-    rows.extend(ipw_from_frame(frame, scored, region=region, outcome=outcome, inference=list(CENTRE_INFERENCES),
-                               sd=sd, level="centre", seed=seed, bootstrap_reps=reps))
-    rows.extend(aipw_from_frame(frame, scored, region=region, outcome=outcome, numeric=[],
-                                categorical=["setting", *covariates], inference=list(CENTRE_INFERENCES), sd=sd,
-                                level="centre", seed=seed, bootstrap_reps=reps))
+    if "ipw" in estimators:
+        rows.extend(ipw_from_frame(frame, scored, **common))
+    if "aipw" in estimators:
+        rows.extend(aipw_from_frame(frame, scored, numeric=[], categorical=["setting", *covariates], **common))
     return rows
 
 
@@ -1085,7 +1093,8 @@ def _finish(rows: list[EffectResult]) -> pd.DataFrame:
 
 def estimate_region(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame | None, region: str, *,
                     outcomes: Sequence[str] | None = None, seed: int = _DEFAULT_SEED,
-                    bootstrap_reps: int = 999) -> pd.DataFrame:
+                    bootstrap_reps: int = 999, estimators: Sequence[str] = ESTIMATORS,
+                    heterogeneity: bool = True) -> pd.DataFrame:
     """Every row of ``results/estimates.csv`` for one region.
 
     For each outcome of the declared family present in the data (child-level ones in
@@ -1096,7 +1105,8 @@ def estimate_region(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame 
     bootstrap. Then the heterogeneity and dose rows of the primary outcome, warning codes,
     BH and sharpened q-values over the family and ``is_primary``. The primary row equals
     :func:`estimate_ancova` (CR1) exactly. The bootstrap rows are left out for a model with
-    more than ``bootstrap_max_clusters`` (rules: 1,000) clusters.
+    more than ``bootstrap_max_clusters`` (rules: 1,000) clusters. ``estimators`` and
+    ``heterogeneity`` narrow the work for very large data (the primary row is always there).
     """
     data = child_outcomes.loc[child_outcomes["region"] == region]
     centres = None if centre_outcomes is None else centre_outcomes.loc[centre_outcomes["region"] == region]
@@ -1106,11 +1116,12 @@ def estimate_region(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame 
     rows: list[EffectResult] = []
     for outcome, level in plan:
         if level == "child":
-            rows.extend(_child_rows(frames, data, scored, region, outcome, seed, bootstrap_reps))
+            rows.extend(_child_rows(frames, data, scored, region, outcome, seed, bootstrap_reps,
+                                    estimators={"ancova", *estimators}))
         else:
-            rows.extend(_centre_rows(centres, region, outcome, seed, bootstrap_reps))
+            rows.extend(_centre_rows(centres, region, outcome, seed, bootstrap_reps, estimators=estimators))
     primary = _rules()["primary"]["outcome"]
-    if primary in child_family:
+    if heterogeneity and primary in child_family:
         rules = _rules()["heterogeneity"]
         rows.extend(_heterogeneity_rows(
             frames.ancova(primary), region=region, outcome=primary, sd=_effect_scale(data, None, primary)[0],

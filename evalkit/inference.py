@@ -35,7 +35,7 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import optimize, stats
 
 __all__ = [
     "Inference",
@@ -120,20 +120,15 @@ def _cluster_sum(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
     return np.add.reduceat(values, starts, axis=0)
 
 
-def _cluster_gram(D: np.ndarray, starts: np.ndarray, max_cells: int = 4_000_000) -> np.ndarray:
-    """D_g'D_g for every cluster (G × p × p), in chunks of whole clusters to bound memory."""
+def _cluster_gram(D: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """D_g'D_g for every cluster (G × p × p): one batched matrix product per cluster size."""
     n, p = D.shape
+    sizes = np.diff(np.append(starts, n))
     out = np.empty((starts.size, p, p))
-    ends = np.append(starts[1:], n)
-    rows_per_chunk = max(1, max_cells // (p * p))
-    first = 0
-    while first < starts.size:
-        last = int(np.searchsorted(ends, starts[first] + rows_per_chunk, side="right"))
-        last = max(last, first + 1)
-        lo, hi = starts[first], ends[last - 1]
-        block = D[lo:hi]
-        out[first:last] = np.add.reduceat(block[:, :, None] * block[:, None, :], starts[first:last] - lo, axis=0)
-        first = last
+    for size in np.unique(sizes):
+        clusters = np.flatnonzero(sizes == size)
+        blocks = D[starts[clusters][:, None] + np.arange(size)[None, :]]  # m × size × p
+        out[clusters] = blocks.transpose(0, 2, 1) @ blocks
     return out
 
 
@@ -215,6 +210,11 @@ class LinearFit:
         return self.X @ self.r_inverse
 
     @cached_property
+    def _weights_constant_within_clusters(self) -> bool:
+        w = self.weights
+        return bool(np.all(w == np.repeat(w[self.cluster_starts], self.cluster_sizes)))
+
+    @cached_property
     def _omega_basis(self) -> np.ndarray:
         """B'W²B, which is R Ω R' for Ω = M X'W²X M (weighted fits only)."""
         bw = self._basis * self.weights[:, None]
@@ -226,7 +226,8 @@ class LinearFit:
 
         ``G_g − I = D_g Q D_g'`` has rank at most p (the columns of D): for OLS D = B and Q = −I
         (plus the column 1/√n_g when cluster effects are absorbed); with weights D = [B, WB] and
-        Q = [[B'W²B, −I], [−I, 0]]. An orthonormal basis of D_g's columns comes from the
+        Q = [[B'W²B, −I], [−I, 0]], or D = B and Q_g = B'W²B − 2w_g I when each cluster has one
+        weight (the centre-level propensity weights). An orthonormal basis of D_g's columns comes from the
         eigenvectors of the p × p matrix D_g'D_g; the eigenvalues 1 + λ of G_g on that basis from
         a second p × p problem; h = (1 + λ)^{-1/2} − 1 (−1 where 1 + λ ≤ 1e-12, as clubSandwich's
         pseudo-inverse square root). So no n_g × n_g matrix is ever formed.
@@ -239,6 +240,11 @@ class LinearFit:
             if self.n_absorbed:
                 D = np.column_stack([B, 1.0 / np.sqrt(self.cluster_sizes)[self.cluster_codes]])
             Q = -np.eye(D.shape[1])
+        elif self._weights_constant_within_clusters:
+            # W_g = w_g I (centre-level weights): G_g − I = B_g (B'W²B − 2 w_g I) B_g', rank k
+            D = B
+            w_g = w[self.cluster_starts]
+            Q = self._omega_basis[None, :, :] - 2 * w_g[:, None, None] * np.eye(k)[None, :, :]
         else:
             D = np.column_stack([B, B * w[:, None]])
             Q = np.block([[self._omega_basis, -np.eye(k)], [-np.eye(k), np.zeros((k, k))]])
@@ -247,9 +253,12 @@ class LinearFit:
         keep = s2 > 1e-12 * np.maximum(s2.max(axis=1, keepdims=True), 1e-300)
         s = np.sqrt(np.where(keep, s2, 0.0))
         s_inv = np.where(keep, 1.0 / np.where(keep, s, 1.0), 0.0)
-        VS = V * s[:, None, :]  # columns v_i s_i
-        small = VS.transpose(0, 2, 1) @ Q @ VS  # S V'QVS: G_g − I on the orthonormal basis
-        lam, Y = np.linalg.eigh((small + small.transpose(0, 2, 1)) / 2)
+        if w is None:  # Q = −I: G_g − I is −S² on the basis D_g V S⁻¹ already
+            lam, Y = -(s**2), np.broadcast_to(np.eye(s.shape[1]), V.shape)
+        else:
+            VS = V * s[:, None, :]  # columns v_i s_i
+            small = VS.transpose(0, 2, 1) @ Q @ VS  # S V'QVS: G_g − I on the orthonormal basis
+            lam, Y = np.linalg.eigh((small + small.transpose(0, 2, 1)) / 2)
         eig = 1.0 + lam
         h = np.where(eig > _EIGEN_TOL, 1.0 / np.sqrt(np.clip(eig, _EIGEN_TOL, None)), 0.0) - 1.0
         F = (V * s_inv[:, None, :]) @ Y  # D_g F_g has orthonormal columns (the eigenvectors)
@@ -402,34 +411,42 @@ class LinearFit:
         score = _cluster_sum(L * e_unrestricted, starts)
         se = float(np.sqrt((score**2).sum()))  # CR0 scale on purpose: the factor cancels
 
-        def p_at(b0: float) -> float:
-            t_obs = abs(estimate - b0) / se
+        def p_values(b0: np.ndarray) -> np.ndarray:
+            """Bootstrap p-values of the nulls b0 (a vector), all replications at once."""
+            b0 = np.asarray(b0, dtype="float64")[:, None]
+            t_obs = np.abs(estimate - b0) / se
             den = np.sqrt(np.clip(qa - 2 * b0 * qb + b0 * b0 * qc, 1e-300, None))
             t_star = np.abs(num0 - b0 * num1) / den
-            return float(np.mean(t_star >= t_obs * (1 - 1e-12)))
+            return np.mean(t_star >= t_obs * (1 - 1e-12), axis=1)
+
+        # p(b0) <= alpha exactly when the observed |t| exceeds the k-th largest bootstrap |t|
+        k = int(np.floor(alpha * reps)) + 1
+
+        def excess(b0: np.ndarray) -> np.ndarray:
+            """|t(b0)| minus the k-th largest bootstrap |t*(b0)|: positive where b0 is rejected."""
+            b0 = np.atleast_1d(np.asarray(b0, dtype="float64"))[:, None]
+            den = np.sqrt(np.clip(qa - 2 * b0 * qb + b0 * b0 * qc, 1e-300, None))
+            t_star = np.abs(num0 - b0 * num1) / den
+            critical = np.partition(t_star, reps - k, axis=1)[:, reps - k]
+            return np.abs(estimate - b0[:, 0]) / se - critical
 
         def bound(direction: float) -> float:
+            """The first null, moving out from the estimate, that the test rejects at alpha: the
+            root of a continuous function (Brent's method), bracketed by doubling steps."""
+            unit = se if se > 0 else 1.0
             inside = estimate
-            step = se if se > 0 else 1.0
-            outside = estimate + direction * step
-            for _ in range(60):
-                if p_at(outside) <= alpha:
-                    break
-                inside, outside = outside, estimate + direction * step * 2.0
-                step *= 2.0
-            else:
-                return direction * np.inf
-            tolerance = 1e-7 * (se if se > 0 else 1.0)
-            while abs(outside - inside) > tolerance:  # bisection on the edge of the acceptance region
-                mid = (inside + outside) / 2
-                if p_at(mid) > alpha:
-                    inside = mid
-                else:
-                    outside = mid
-            return (inside + outside) / 2
+            for ladder in (2.0 ** np.arange(-1, 8), 2.0 ** np.arange(8, 60)):
+                points = estimate + direction * unit * ladder
+                rejected = np.flatnonzero(excess(points) > 0)
+                if rejected.size:
+                    i = rejected[0]
+                    low = inside if i == 0 else points[i - 1]
+                    return float(optimize.brentq(lambda b: float(excess(b)[0]), low, points[i], xtol=1e-7 * unit))
+                inside = points[-1]
+            return direction * np.inf
 
-        return WildBootstrapResult(p_value=p_at(0.0), ci_low=bound(-1.0), ci_high=bound(1.0), reps=reps,
-                                   weights=kind, n_clusters=g)
+        return WildBootstrapResult(p_value=float(p_values(np.zeros(1))[0]), ci_low=bound(-1.0), ci_high=bound(1.0),
+                                   reps=reps, weights=kind, n_clusters=g)
 
 
 def fit_linear(y: np.ndarray, X: np.ndarray, names: list[str], clusters: np.ndarray | None = None, *,

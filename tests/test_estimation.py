@@ -315,6 +315,15 @@ def test_estimate_region_rows(region_rows):
                                   again.loc[again["inference"] == "WCR-bootstrap", same].reset_index(drop=True))
 
 
+def test_estimate_region_can_be_narrowed_for_large_data(region_rows):
+    child, centres, rows = region_rows
+    narrow = estimate_region(child, centres, "Alpha", bootstrap_reps=199, estimators=("ancova",), heterogeneity=False)
+    assert set(narrow["estimator"]) == {"ancova"} and (narrow["subgroup"] == "").all()
+    full = rows[(rows["estimator"] == "ancova") & (rows["subgroup"] == "")].reset_index(drop=True)
+    pd.testing.assert_frame_equal(narrow[CONTRACT_COLUMNS].reset_index(drop=True), full[CONTRACT_COLUMNS],
+                                  check_dtype=False)
+
+
 def test_q_values_are_computed_over_the_outcome_family(region_rows):
     *_, rows = region_rows
     whole = rows[(rows["subgroup"] == "") & (rows["status"] == "ok")]
@@ -382,3 +391,50 @@ def test_results_display(region_rows):
     assert list(many.tidy()["inference"]) == ["CR1", "CR2", "WCR-bootstrap"]
     assert "bootstrap" in many.summary() and "<table" in many._repr_html_()
     assert "<table" in many[0]._repr_html_()
+
+
+# ----------------------------------------------------------------------------- propensity scores
+
+from evalkit.propensity import affordable_covariates, centre_propensity, firth_logit, overlap_table  # noqa: E402
+
+
+def test_firth_logit_adds_a_half_to_each_cell_of_a_two_by_two_table():
+    # Firth's estimate for a saturated logit with one binary covariate is the log odds with
+    # 0.5 added to every cell (Firth 1993): x=0: 3 of 10 treated, x=1: 7 of 9 treated
+    x = np.array([0] * 10 + [1] * 9, dtype=float)
+    y = np.array([1] * 3 + [0] * 7 + [1] * 7 + [0] * 2, dtype=float)
+    beta = firth_logit(np.column_stack([np.ones(19), x]), y)
+    assert beta[0] == pytest.approx(np.log(3.5 / 7.5), abs=1e-8)
+    assert beta[1] == pytest.approx(np.log(7.5 / 2.5) - np.log(3.5 / 7.5), abs=1e-8)
+
+
+def test_firth_logit_is_finite_under_separation():
+    x = np.array([0, 0, 0, 1, 1, 1], dtype=float)
+    beta = firth_logit(np.column_stack([np.ones(6), x]), x)
+    assert np.all(np.isfinite(beta)) and beta[1] == pytest.approx(np.log(3.5 / 0.5) * 2, abs=1e-8)
+
+
+def test_affordable_covariates_drop_from_the_end():
+    frame = pd.DataFrame({"centre_id": range(12), "a": list("xyz") * 4, "b": list("uv") * 6})
+    # a uses 2 terms, b 1: with 3 fixed terms 12 centres support 6, with 4 only 5
+    assert affordable_covariates(frame, ["a", "b"], fixed_terms=3) == (["a", "b"], "")
+    assert affordable_covariates(frame, ["a", "b"], fixed_terms=4) == (["a"], (
+        "Left out b: 12 centres cannot support more centre-level terms."))
+    assert affordable_covariates(frame, ["a", "b"], fixed_terms=5)[0] == []
+
+
+def test_overlap_table_reports_trimming_and_effective_sizes():
+    centres = pd.DataFrame({"centre_id": [f"c{i}" for i in range(40)], "partnered": [1.0] * 12 + [0.0] * 28,
+                            "setting": ["urban"] * 10 + ["rural"] * 2 + ["urban"] * 4 + ["rural"] * 24})
+    scored = centre_propensity(centres, trim=0.35)
+    urban_share = 10 / 14  # Firth shrinks it a little towards 1/2
+    assert scored.loc[0, "propensity"] == pytest.approx(urban_share, abs=0.03)
+    assert scored["is_trimmed"].sum() == 14  # every urban centre has a score above 1 - 0.35
+    child = pd.DataFrame({"centre_id": centres["centre_id"], "region": "R", "wave": "endline",
+                          "is_partnered": centres["partnered"] == 1, "setting": centres["setting"]})
+    table = overlap_table(child, None, "R", trim=0.35)
+    row = table.iloc[0]
+    assert row["n_trimmed_partnered"] == 10 and row["n_trimmed_comparison"] == 4
+    assert row["trim_threshold"] == pytest.approx(0.65)
+    w = scored.loc[(scored["partnered"] == 0) & ~scored["is_trimmed"], "weight_att"]
+    assert row["effective_comparison_centres"] == pytest.approx(w.sum() ** 2 / (w**2).sum())
