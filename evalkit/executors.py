@@ -498,14 +498,16 @@ def _render_in_child(job: dict) -> int:
     return 0
 
 
-def _kill_group(pid: int, signum: int) -> None:
+def _kill_group(pgid: int, signum: int) -> None:
+    """Signal a whole process group (a region and its kernel); gone already is fine.
+
+    Never falls back to the single pid: once the group is empty that pid may
+    belong to an unrelated process.
+    """
     try:
-        os.killpg(pid, signum)
+        os.killpg(pgid, signum)
     except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, signum)
-        except (ProcessLookupError, PermissionError):
-            pass
+        pass
 
 
 @dataclasses.dataclass
@@ -597,6 +599,14 @@ class RegionServer:
         if pid:
             _kill_group(pid, signal.SIGKILL)
 
+    def stop_all(self, which: Callable[[RegionJob], bool]) -> int:
+        """Stop every running task whose job ``which`` selects; returns how many."""
+        with self._lock:
+            chosen = [t for t in self._tasks.values() if t.exit_code is None and which(t.job)]
+        for task in chosen:
+            self.stop(task, "interrupted")
+        return len(chosen)
+
     def finished(self, task: _Task) -> bool:
         with self._lock:
             return task.exit_code is not None or (self.dead and task.exit_code is None)
@@ -605,6 +615,8 @@ class RegionServer:
         """The task's result; for a stopped or crashed task, its unavailable page and log."""
         with self._lock:
             self._tasks.pop(task.id, None)
+        if task.pid:  # a kernel whose region's process died would otherwise linger a moment
+            _kill_group(task.pid, signal.SIGKILL)
         job = task.job
         seconds = time.monotonic() - task.started if task.started else 0.0
         output = _read_text(task.stderr_path)
@@ -661,7 +673,7 @@ class RegionServer:
             # A server still warming up reads its input only afterwards: no point waiting for it.
             self._proc.wait(timeout=_STOP_GRACE if self.warm_seconds is not None else 0.01)
         except subprocess.TimeoutExpired:
-            _kill_group(self._proc.pid, signal.SIGKILL)
+            self._proc.kill()
             self._proc.wait()
         if self._proc.stdout:
             self._proc.stdout.close()
@@ -705,16 +717,17 @@ class RenderProgress:
 
     With ``live`` a table redrawn in place (rich) on a terminal; otherwise plain
     lines through ``emit``, one when a region starts and one when it ends, as CI
-    logs want them.
+    logs want them. ``regions`` maps each slug to the name shown.
     """
 
-    def __init__(self, regions: list[str], *, emit: Callable[[str], None] | None = None,
+    def __init__(self, regions: dict[str, str], *, emit: Callable[[str], None] | None = None,
                  live: bool = False, workers: int = 1):
         self.emit = emit
-        self.total = len(regions)
+        self.names = dict(regions)
+        self.total = len(self.names)
         self.workers = max(1, workers)
         self.started_at = time.monotonic()
-        self.state = {region: ("queued", None, None) for region in regions}  # status, started, seconds
+        self.state = {slug: ("queued", None, None) for slug in self.names}  # status, started, seconds
         self.done = 0
         self._live = None
         if live and emit is not None:
@@ -749,25 +762,28 @@ class RenderProgress:
         table.add_column("Status")
         table.add_column("Seconds", justify="right")
         now = time.monotonic()
-        for region, (status, started, seconds) in self.state.items():
+        for slug, (status, started, seconds) in self.state.items():
             shown = seconds if seconds is not None else (now - started if started else None)
-            table.add_row(region, status, "" if shown is None else f"{shown:.1f}")
+            table.add_row(self.names[slug], status, "" if shown is None else f"{shown:.1f}")
         return table
 
     def _refresh(self) -> None:
         if self._live is not None:
             self._live.update(self._table())
 
-    def started(self, region: str) -> None:
-        self.state[region] = ("rendering", time.monotonic(), None)
+    def is_queued(self, slug: str) -> bool:
+        return self.state[slug][0] == "queued"
+
+    def started(self, slug: str) -> None:
+        self.state[slug] = ("rendering", time.monotonic(), None)
         if self._live is None and self.emit is not None:
-            self.emit(f"  {region}: rendering")
+            self.emit(f"  {self.names[slug]}: rendering")
         self._refresh()
 
     def finished(self, result: "render_mod.RegionRender") -> None:
         self.done += 1
         word = _STATUS_WORDS.get(result.status, result.status)
-        self.state[result.region] = (word, None, result.seconds)
+        self.state[result.slug] = (word, None, result.seconds)
         if self._live is None and self.emit is not None:
             self.emit(f"  {result.region}: {word} in {result.seconds:.1f} s ({self._summary()})")
         self._refresh()
@@ -784,7 +800,7 @@ class RenderProgress:
 
 def _progress_for(jobs: list[RegionJob], emit: Callable[[str], None] | None, workers: int) -> RenderProgress:
     live = emit is print and sys.stdout.isatty()
-    return RenderProgress([job.region for job in jobs], emit=emit, live=live, workers=workers)
+    return RenderProgress({job.slug: job.region for job in jobs}, emit=emit, live=live, workers=workers)
 
 
 # --------------------------------------------------------------------------- executors
@@ -838,8 +854,8 @@ class LocalExecutor(_Executor):
                     running.append(server.submit(queue.popleft()))
                 server.wait(_POLL)
                 for task in list(running):
-                    if task.started and display.state[task.job.region][0] == "queued":
-                        display.started(task.job.region)
+                    if task.started and display.is_queued(task.job.slug):
+                        display.started(task.job.slug)
                     if server.finished(task):
                         running.remove(task)
                         results[task.job.slug] = result = server.collect(task)
@@ -886,7 +902,7 @@ class ThreadExecutor(_Executor):
                                     thread_name_prefix="evalkit-render") as pool:
                 futures = {pool.submit(job.render_here): job for job in jobs}
                 for job in jobs[: self.jobs]:
-                    display.started(job.region)
+                    display.started(job.slug)
                 for future in as_completed(futures):
                     results[futures[future].slug] = result = future.result()
                     display.finished(result)
@@ -895,24 +911,48 @@ class ThreadExecutor(_Executor):
         return [results[job.slug] for job in jobs]
 
 
-_WORKER_SERVER: RegionServer | None = None
+_WORKER_SERVER: tuple[RegionServer, str] | None = None
 _WORKER_LOCK = threading.Lock()
 
 
 def _worker_server() -> RegionServer:
-    """The region server of this (Dask worker) process, started on first use."""
+    """The region server of this (Dask worker) process, started on first use.
+
+    A worker outlives runs, so its server is replaced when evalkit's code,
+    notebooks or templates on disk are no longer what it imported.
+    """
+    from .outputs import code_fingerprint, hash_json
+
     global _WORKER_SERVER
+    fingerprint = hash_json(code_fingerprint())
     with _WORKER_LOCK:
-        if _WORKER_SERVER is None or _WORKER_SERVER.dead:
-            _WORKER_SERVER = RegionServer()
-        return _WORKER_SERVER
+        if _WORKER_SERVER is not None and (_WORKER_SERVER[0].dead or _WORKER_SERVER[1] != fingerprint):
+            _WORKER_SERVER[0].close()
+            _WORKER_SERVER = None
+        if _WORKER_SERVER is None:
+            _WORKER_SERVER = (RegionServer(), fingerprint)
+        return _WORKER_SERVER[0]
+
+
+def _warm_worker() -> None:
+    """Start this worker's region server now, so that it is warm when the first region comes."""
+    _worker_server()
+
+
+def _stop_worker_regions(output_dir: str) -> int:
+    """Stop this worker's regions that write into ``output_dir`` (the run was interrupted)."""
+    with _WORKER_LOCK:
+        server = _WORKER_SERVER[0] if _WORKER_SERVER is not None else None
+    if server is None:
+        return 0
+    return server.stop_all(lambda job: job.output_dir == output_dir)
 
 
 def _close_worker_server() -> None:
     global _WORKER_SERVER
     with _WORKER_LOCK:
         if _WORKER_SERVER is not None:
-            _WORKER_SERVER.close()
+            _WORKER_SERVER[0].close()
             _WORKER_SERVER = None
 
 
@@ -929,8 +969,11 @@ class DaskExecutor(_Executor):
     Parameters
     ----------
     scheduler : str, optional
-        Scheduler address (``tcp://host:8786``). Without one, a local cluster of
-        ``jobs`` threads is started for the run (handy for trying the executor).
+        Scheduler address (``tcp://host:8786``). With one, the executor connects at
+        once and asks every worker to start its region server, so the workers
+        warm up while the data are prepared. Without one, a local cluster of
+        ``jobs`` threads is started when the first region is submitted (handy
+        for trying the executor).
     jobs : int
         Threads of the local cluster (ignored with a scheduler).
     """
@@ -940,6 +983,8 @@ class DaskExecutor(_Executor):
         self.jobs = max(1, int(jobs or os.cpu_count() or 1))
         self._client = None
         self._cluster = None
+        if scheduler:
+            self._connect().run(_warm_worker)  # returns once each server has been started
 
     def _connect(self):
         from distributed import Client, LocalCluster
@@ -955,8 +1000,6 @@ class DaskExecutor(_Executor):
 
     def run(self, jobs: list[RegionJob], *, progress: Callable[[str], None] | None = None
             ) -> list["render_mod.RegionRender"]:
-        from distributed import as_completed
-
         client = self._connect()
         display = _progress_for(jobs, progress, self.jobs)
         token = f"{os.getpid()}-{time.monotonic_ns()}"
@@ -965,20 +1008,31 @@ class DaskExecutor(_Executor):
         results = {}
         try:
             for job in jobs:
-                display.started(job.region)  # queued on the cluster; Dask decides when each starts
-            for future in as_completed(list(futures)):
-                job = futures[future]
-                try:
-                    result = future.result()
-                except Exception as exc:  # noqa: BLE001 - a lost worker fails its region only
-                    result = render_mod.record_failure(
-                        job.region, job.slug, Path(job.output_dir), _CRASH_REASON,
-                        detail=f"the Dask task failed: {type(exc).__name__}: {exc}",
-                        tb="".join(traceback.format_exception(exc)))
-                results[job.slug] = result
-                display.finished(result)
+                display.started(job.slug)  # queued on the cluster; Dask decides when each starts
+            pending = list(futures)
+            while pending:
+                time.sleep(_POLL)  # polling keeps Ctrl-C and SIGTERM prompt
+                for future in [f for f in pending if f.done()]:
+                    pending.remove(future)
+                    job = futures[future]
+                    try:
+                        result = future.result()
+                    except Exception as exc:  # noqa: BLE001 - a lost worker fails its region only
+                        result = render_mod.record_failure(
+                            job.region, job.slug, Path(job.output_dir), _CRASH_REASON,
+                            detail=f"the Dask task failed: {type(exc).__name__}: {exc}",
+                            tb="".join(traceback.format_exception(exc)))
+                    results[job.slug] = result
+                    display.finished(result)
+                display.tick()
         except BaseException:
+            # Queued regions are cancelled; running ones are stopped on their workers, so that
+            # none writes into the staging folder the interrupted run is about to discard.
             client.cancel(list(futures))
+            try:
+                client.run(_stop_worker_regions, jobs[0].output_dir)
+            except Exception:  # noqa: BLE001 - best effort while interrupted
+                pass
             raise
         finally:
             display.close()

@@ -382,3 +382,70 @@ def test_conversion_refuses_a_page_that_would_load_from_the_network(tmp_path):
     nbformat.write(nb, path)
     with pytest.raises(render._RenderError, match="internet"):
         render._convert(path, "Gauteng")
+
+
+def test_fast_kernel_is_used_first_and_an_ordinary_kernel_on_retry(tmp_path, monkeypatch):
+    """The executors' forked kernel gets the first attempt; a start failure retries without it."""
+    out, processed, _ = write_prepared_run(tmp_path)
+    calls = []
+
+    class FastKernelManager:  # stands in for evalkit.executors.ForkedKernelManager
+        pass
+
+    def flaky_execute(input_path, output_path, **kwargs):
+        calls.append(kwargs)
+        if len(calls) == 1:
+            raise RuntimeError("Kernel died before replying to kernel_info")
+        nbformat.write(nbformat.read(input_path, as_version=4), output_path)
+
+    monkeypatch.setattr(papermill, "execute_notebook", flaky_execute)
+    result = render_region_report("Gauteng", "gauteng", out, processed, kernel_manager_class=FastKernelManager)
+    assert result.status == "ok" and len(calls) == 2
+    assert calls[0]["kernel_manager_class"] is FastKernelManager
+    assert calls[0]["shutdown_kernel"] == "immediate"
+    assert "kernel_manager_class" not in calls[1] and "shutdown_kernel" not in calls[1]
+
+
+def test_a_cell_over_its_time_limit_is_not_retried(tmp_path, monkeypatch):
+    """No notebook written, but a cell timed out: the kernel did start, so no second attempt."""
+    from nbclient.exceptions import CellTimeoutError
+
+    out, processed, _ = write_prepared_run(tmp_path)
+    calls = []
+
+    def slow_execute(input_path, output_path, **kwargs):
+        calls.append(kwargs)
+        raise CellTimeoutError("A cell timed out while it was being executed, after 5 seconds.")
+
+    monkeypatch.setattr(papermill, "execute_notebook", slow_execute)
+    result = render_region_report("Gauteng", "gauteng", out, processed, timeout=5)
+    assert result.status == "failed" and len(calls) == 1
+    assert result.reason == ("Building the report took longer than the limit of 5 seconds per step "
+                             "and was stopped.")
+
+
+def test_the_notebook_to_execute_can_be_given(tmp_path, monkeypatch):
+    """Executors pass the notebook path they were given, so another process runs the same file."""
+    out, processed, _ = write_prepared_run(tmp_path)
+    other = tmp_path / "other.ipynb"
+    other.write_bytes(render.REGIONAL_NOTEBOOK.read_bytes())
+    seen = []
+
+    def record(input_path, output_path, **kwargs):
+        seen.append(input_path)
+        nbformat.write(nbformat.read(input_path, as_version=4), output_path)
+
+    monkeypatch.setattr(papermill, "execute_notebook", record)
+    assert render_region_report("Gauteng", "gauteng", out, processed, notebook=other).status == "ok"
+    assert seen == [str(other)]
+    missing = render_region_report("Gauteng", "gauteng", out, processed, notebook=tmp_path / "gone.ipynb")
+    assert missing.status == "failed" and "notebook is missing" in missing.reason
+
+
+@pytest.mark.slow
+def test_converted_page_is_the_same_with_a_reused_exporter(run):
+    """The exporter (and its compiled templates) is kept per thread; pages must not depend on it."""
+    out, *_ = run
+    first = render._convert(out / "notebooks" / "gauteng.ipynb", "Gauteng")
+    render._EXPORTERS.value = None  # a fresh exporter, as the first region of a process gets
+    assert render._convert(out / "notebooks" / "gauteng.ipynb", "Gauteng") == first
