@@ -277,16 +277,17 @@ def love_plot(balance: pd.DataFrame, *, absolute: bool = True):
     ax.scatter(data["x"], y, marker="o", color="#0072B2", label="Unadjusted", zorder=3)
     if data["x_weighted"].notna().any():
         ax.scatter(data["x_weighted"], y, marker="^", color="#D55E00", label="Propensity-weighted (ATT)", zorder=3)
-    for cut, style in ((rules["smd_good"], ":"), (rules["smd_fails"], "--")):
-        ax.axvline(cut, color="#555555", linestyle=style, linewidth=1)
+    for cut, style, label in ((rules["smd_good"], ":", f"{rules['smd_good']:g}: good below"),
+                              (rules["smd_fails"], "--", f"{rules['smd_fails']:g}: fails above")):
+        ax.axvline(cut, color="#555555", linestyle=style, linewidth=1, label=label)
         if not absolute:
             ax.axvline(-cut, color="#555555", linestyle=style, linewidth=1)
     if not absolute:
         ax.axvline(0, color="#999999", linewidth=0.8)
     ax.set_yticks(y, data["label"].astype(str).tolist())
-    ax.set_xlabel(("Absolute s" if absolute else "S") + "tandardised mean difference (partnered − comparison)")
+    ax.set_xlabel("|SMD|, partnered vs comparison" if absolute else "SMD, partnered − comparison")
     region = str(balance["region"].iloc[0]) if len(balance) else ""
-    ax.set_title(f"Baseline balance{', ' + region if region else ''}: dotted 0.05, dashed 0.25")
-    ax.legend(loc="lower right", frameon=False)
+    ax.set_title(f"Baseline balance{', ' + region if region else ''}")
+    fig.legend(*ax.get_legend_handles_labels(), loc="outside lower center", ncol=2, frameon=False, fontsize=8)
     ax.grid(axis="x", color="#dddddd", linewidth=0.6)
     return fig

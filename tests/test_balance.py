@@ -132,6 +132,7 @@ def test_love_plot_is_a_figure(table):
     ax = fig.axes[0]
     assert len(ax.collections) == 2  # unadjusted and weighted
     assert {round(line.get_xdata()[0], 2) for line in ax.lines} == {0.05, 0.25}
-    assert "Baseline balance, R" in ax.get_title()
+    assert ax.get_title() == "Baseline balance, R"
+    assert [t.get_text() for t in fig.legends[0].get_texts()][-2:] == ["0.05: good below", "0.25: fails above"]
     labels = [t.get_text() for t in ax.get_yticklabels()]
     assert "ELOM total (baseline)" in labels
