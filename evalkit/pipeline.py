@@ -26,6 +26,7 @@ from .export import write_results_workbook
 from .balance import balance_joint_test, balance_table
 from .estimation import ESTIMATE_COLUMNS, estimate_national, estimate_region
 from .power import power_table
+from .propensity import overlap_table
 from .indicators import build_child_outcomes, centre_outcomes, region_indicators
 from .quality import cleaning_summary
 from .outputs import (OutputLock, Staging, code_fingerprint, frame_digest, hash_json, input_file_hashes,
@@ -61,6 +62,7 @@ class Prepared:
     balance: pd.DataFrame
     balance_joint: pd.DataFrame
     power: pd.DataFrame
+    overlap: pd.DataFrame
     satisfaction: pd.DataFrame
     scorecard: pd.DataFrame
     milestones: pd.DataFrame
@@ -73,7 +75,7 @@ class Prepared:
     def results_tables(self) -> dict[str, pd.DataFrame]:
         """The tidy tables written to ``results/<name>.csv``."""
         return {"estimates": self.estimates, "indicators": self.indicators, "balance": self.balance,
-                "balance_joint": self.balance_joint, "power": self.power,
+                "balance_joint": self.balance_joint, "power": self.power, "overlap": self.overlap,
                 "satisfaction": self.satisfaction, "scorecard": self.scorecard, "milestones": self.milestones,
                 "data_quality": cleaning_summary(self.log)}
 
@@ -107,6 +109,8 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
     outcomes = build_child_outcomes(tables["child_assessments"], tables["centres"], treatment, level=level)
     validate_child_outcomes(outcomes, raw.rules)
     centres_out = centre_outcomes(tables["centres"], tables["parent_survey"], treatment, outcomes, level=level)
+    if "partner_types" not in centres_out.columns:  # for the heterogeneity rows by partner type
+        centres_out = centres_out.merge(treatment[["centre_id", "partner_types"]], on="centre_id", how="left")
     satisfaction = satisfaction_table(tables["parent_survey"], tables["centres"], treatment, level=level)
     scorecard = programme_scorecard(tables["centres"], tables["partnerships"], tables["parent_survey"], level=level)
     milestones = partnership_milestones(tables["partnerships"], tables["centres"], level=level,
@@ -138,6 +142,7 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
     balance_joint = pd.concat([balance_joint_test(outcomes, centres_out, region) for region in chosen],
                               ignore_index=True)
     power = pd.concat([power_table(outcomes, region) for region in chosen], ignore_index=True)
+    overlap = pd.concat([overlap_table(outcomes, centres_out, region) for region in chosen], ignore_index=True)
     timings["balance_power"] = time.perf_counter() - t0
     indicators = region_indicators(outcomes.loc[outcomes["region"].isin(chosen)])
 
@@ -147,7 +152,7 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
 
     return Prepared(child_outcomes=outcomes, treatment=treatment, estimates=estimates,
                     indicators=indicators, centre_outcomes=centres_out, balance=balance,
-                    balance_joint=balance_joint, power=power,
+                    balance_joint=balance_joint, power=power, overlap=overlap,
                     satisfaction=keep_chosen(satisfaction), scorecard=keep_chosen(scorecard),
                     milestones=keep_chosen(milestones), log=clean.log, row_counts=clean.row_counts,
                     input_hashes=raw.hashes, regions=chosen, timings=timings)
