@@ -88,6 +88,7 @@ __all__ = [
     "effects_figure",
     "effects_table",
     "subgroup_table",
+    "overlap_table",
     "estimate_table",
     "effect_figure",
     "score_distribution_figure",
@@ -116,7 +117,7 @@ FEW_CENTRES_WARNING = 10
 #: Okabe–Ito colours (colour-blind safe) for the two arms.
 PALETTE = {"Partnered": "#0072B2", "Comparison": "#E69F00"}
 #: Optional tables under ``results/`` that a report reads when present.
-RESULT_TABLES = ("balance", "balance_joint", "power", "indicators", "satisfaction", "scorecard",
+RESULT_TABLES = ("balance", "balance_joint", "power", "overlap", "indicators", "satisfaction", "scorecard",
                  "milestones", "data_quality")
 
 PRIMARY = {"outcome": "elom_total", "estimator": "ancova", "inference": "CR1"}
@@ -172,6 +173,9 @@ _WARNING_TEXT = {
     "few_partnered_centres": "few partnered centres",
     "few_comparison_centres": "few comparison centres",
     "cr1_cr2_disagree": "the small-sample correction (CR2) changes the conclusion",
+    "weights_trimmed": "some centres were left out of the weighting (trimmed)",
+    "poor_overlap": "partnered and comparison centres overlap poorly",
+    "cr2_singular_centre": "one centre's covariates fit it exactly (CR2 degrees of freedom approximate)",
 }
 _CERTAINTY_LABELS = {"clear": "Fairly sure of the direction",
                      "tentative": "Some evidence, with caveats",
@@ -1566,6 +1570,42 @@ def effects_table(data: RegionData, number: int | None = None):
             "method is in the table of all estimates at the end. " + SUPPRESSION_NOTE)
     return _html(_table_html(frame, caption, note=note, numeric=("Difference (95% interval)", "Size (SD)"),
                              stack=False))
+
+
+def overlap_table(data: RegionData, number: int | None = None):
+    """Propensity-score overlap of partnered and comparison centres, and any trimming."""
+    overlap = data.table("overlap")
+    if overlap is None or overlap.empty:
+        return _html(_placeholder("Overlap diagnostics are not available for this run "
+                                  "(results/overlap.csv was not produced)."))
+    row = overlap.iloc[0]
+
+    def count(name: str) -> str:
+        value = row.get(name)
+        return "–" if value is None or pd.isna(value) else f"{int(value)}"
+
+    def share(name: str, digits: int = 2) -> str:
+        value = row.get(name)
+        return "–" if value is None or pd.isna(value) else f"{float(value):.{digits}f}"
+
+    frame = pd.DataFrame({
+        "Measure": ["Propensity score range, partnered centres", "Propensity score range, comparison centres",
+                    "Partnered centres above every comparison centre", "Comparison centres below every partnered centre",
+                    "Centres trimmed (partnered / comparison)", "Effective number of comparison centres (weighted)",
+                    "Largest share of the weight on one comparison centre"],
+        "Value": [f"{share('propensity_min_partnered')} to {share('propensity_max_partnered')}",
+                  f"{share('propensity_min_comparison')} to {share('propensity_max_comparison')}",
+                  count("n_partnered_above_comparison_max"), count("n_comparison_below_partnered_min"),
+                  f"{count('n_trimmed_partnered')} / {count('n_trimmed_comparison')}",
+                  share("effective_comparison_centres", 1), share("max_comparison_weight_share")],
+    })
+    n = data.next_number("Table", number)
+    caption = (f"Table {n}. How alike partnered and comparison centres are in their chance of partnering "
+               f"({html.escape(data.region)})")
+    note = ("The weighting estimators (IPW, AIPW) compare partnered centres with comparison centres that had a "
+            "similar chance of partnering, estimated from setting, registration and fee band. Where few "
+            "comparison centres resemble the partnered ones, those estimates rest on a handful of centres.")
+    return _html(_table_html(frame, caption, note=note))
 
 
 def subgroup_table(data: RegionData, number: int | None = None):

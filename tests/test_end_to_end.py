@@ -56,6 +56,9 @@ def test_exit_status_and_every_output(finished_run):
         slug = region.lower().replace(" ", "-")
         assert (out / "regions" / f"{slug}.html").is_file(), region
         assert f"regions/{slug}.html" in index
+    gauteng = (out / "regions" / "gauteng.html").read_text(encoding="utf-8")
+    for section in ("Were the groups alike", "Effective number of comparison centres", "CR2", "bootstrap"):
+        assert section in gauteng, section
 
 
 def test_raw_files_untouched(finished_run):
