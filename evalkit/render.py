@@ -217,11 +217,51 @@ def _execute(region: str, output_dir: Path, processed_dir: Path, target: Path, t
 
 
 _EXPORTERS = threading.local()
+_IMG_WITHOUT_ALT = re.compile(r"<img\b(?![^>]*\balt\s*=)", re.IGNORECASE)
+_NOTEBOOK_CONTAINER = re.compile(r"""\bclass\s*=\s*["'](?:[^"']*\s)?jp-Notebook(?:\s[^"']*)?["']""")
+
+
+def _report_exporter_class():
+    """nbconvert's HTML exporter, without a re-parse of the whole page that would change nothing.
+
+    ``HTMLExporter.from_notebook_node`` renders the template, then parses the page with
+    BeautifulSoup only to give images without alt text a placeholder and to make cells
+    inside a ``.jp-Notebook`` element focusable, and serialises it again: about nine tenths
+    of a report's conversion time. evalkit's pages need neither (every figure has its own alt
+    text and the report template has no ``.jp-Notebook`` container), so they are the
+    template's output as it is, the same document nbconvert's pass would give. A page that
+    does need either change, or an nbconvert whose internals differ, goes through
+    nbconvert's own method.
+    """
+    from nbconvert import HTMLExporter
+    from nbconvert.exporters.templateexporter import TemplateExporter
+    from nbconvert.filters.highlight import Highlight2HTML
+    from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
+
+    class ReportExporter(HTMLExporter):
+        def from_notebook_node(self, nb, resources=None, **kw):
+            try:
+                # What HTMLExporter.from_notebook_node does before its BeautifulSoup pass.
+                langinfo = nb.metadata.get("language_info", {})
+                lexer = langinfo.get("pygments_lexer", langinfo.get("name", None))
+                highlight_code = self.filters.get("highlight_code", Highlight2HTML(pygments_lexer=lexer, parent=self))
+                resources = self._init_resources(resources)
+                filter_data_type = WidgetsDataTypeFilter(notebook_metadata=self._nb_metadata, parent=self,
+                                                         resources=resources)
+                self.register_filter("highlight_code", highlight_code)
+                self.register_filter("filter_data_type", filter_data_type)
+                page, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+            except AttributeError:
+                return super().from_notebook_node(nb, resources, **kw)
+            if _IMG_WITHOUT_ALT.search(page) or _NOTEBOOK_CONTAINER.search(page):
+                return super().from_notebook_node(nb, resources, **kw)
+            return page, resources
+
+    return ReportExporter
 
 
 def _exporter():
     """This thread's HTML exporter: built once, so its compiled templates are reused."""
-    from nbconvert import HTMLExporter
     from traitlets.config import Config
 
     key = (str(TEMPLATES), REPORT_TEMPLATE)
@@ -233,8 +273,8 @@ def _exporter():
         config.TemplateExporter.exclude_output_prompt = True
         config.TagRemovePreprocessor.enabled = True
         config.TagRemovePreprocessor.remove_cell_tags = set(REMOVED_CELL_TAGS)
-        exporter = HTMLExporter(config=config, template_name=REPORT_TEMPLATE,
-                                extra_template_basedirs=[str(TEMPLATES)])
+        exporter = _report_exporter_class()(config=config, template_name=REPORT_TEMPLATE,
+                                            extra_template_basedirs=[str(TEMPLATES)])
         exporter.language_code = "en"
         _EXPORTERS.value = cached = (key, exporter)
     return cached[1]

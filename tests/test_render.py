@@ -449,3 +449,30 @@ def test_converted_page_is_the_same_with_a_reused_exporter(run):
     first = render._convert(out / "notebooks" / "gauteng.ipynb", "Gauteng")
     render._EXPORTERS.value = None  # a fresh exporter, as the first region of a process gets
     assert render._convert(out / "notebooks" / "gauteng.ipynb", "Gauteng") == first
+
+
+@pytest.mark.slow
+def test_report_exporter_gives_nbconverts_document(run):
+    """The exporter skips nbconvert's BeautifulSoup re-parse; the document must be the same."""
+    from bs4 import BeautifulSoup
+    from nbconvert import HTMLExporter
+
+    out, *_ = run
+    nb = nbformat.read(out / "notebooks" / "gauteng.ipynb", as_version=4)
+    nb.metadata["title"] = "Gauteng: ECD partnership evaluation"
+    fast = render._exporter()
+    plain = HTMLExporter(config=fast.config, template_name=render.REPORT_TEMPLATE,
+                         extra_template_basedirs=[str(render.TEMPLATES)])
+    plain.language_code = "en"
+    ours, _ = fast.from_notebook_node(nb, resources={"metadata": {"name": "gauteng"}})
+    theirs, _ = plain.from_notebook_node(nb, resources={"metadata": {"name": "gauteng"}})
+    assert str(BeautifulSoup(ours, "html.parser")) == theirs
+
+
+def test_image_without_alt_text_still_gets_nbconverts_placeholder(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x", outputs=[
+        nbformat.v4.new_output("display_data", data={"text/html": '<img src="data:image/png;base64,AAAA">'})])])
+    path = tmp_path / "plain.ipynb"
+    nbformat.write(nb, path)
+    page = render._convert(path, "Gauteng")
+    assert 'alt="No description has been provided for this image"' in page
