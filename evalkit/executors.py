@@ -25,8 +25,9 @@ each task renders its region from the staged files the same way, through a
 region server on the worker. Workers therefore need the same filesystem paths
 as the machine that runs ``evalkit run`` (see ``docs/batch.md``).
 
-Platforms without ``os.fork`` (Windows) fall back to rendering in threads of
-this process, one ordinary kernel per region, as before.
+Forking a process that has numpy and matplotlib loaded is only dependable on
+Linux; elsewhere (macOS, Windows) the reports are rendered in threads of this
+process, one ordinarily started kernel per region, as before.
 """
 
 from __future__ import annotations
@@ -75,7 +76,9 @@ WARM_MODULES = (
     "IPython", "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger",
     "jupyter_client", "nbformat", "nbclient", "papermill", "nbconvert", "evalkit.reporting",
 )
-#: Seconds a region's processes get to stop after SIGTERM before SIGKILL.
+#: Forked region servers are used where fork after importing numpy and matplotlib is safe.
+CAN_FORK = sys.platform.startswith("linux")
+#: Seconds the region server gets to exit by itself when the executor closes.
 _STOP_GRACE = 0.5
 _POLL = 0.2
 
@@ -796,10 +799,15 @@ class RenderProgress:
         self._refresh()
 
     def close(self) -> None:
+        """End the display; in plain mode, one summary line when every region finished."""
         if self._live is not None:
             self._refresh()
             self._live.stop()
             self._live = None
+        elif self.emit is not None and self.total and self.done == self.total:
+            words = [word for word, _, _ in self.state.values()]
+            counts = ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words))
+            self.emit(f"Rendered {self.total} report(s) in {self.elapsed():.1f} s ({counts}).")
 
 
 def _progress_for(jobs: list[RegionJob], emit: Callable[[str], None] | None, workers: int) -> RenderProgress:
@@ -962,7 +970,7 @@ def _close_worker_server() -> None:
 
 def render_on_worker(job: RegionJob) -> "render_mod.RegionRender":
     """The Dask task: render one region through this worker's region server."""
-    if not hasattr(os, "fork"):
+    if not CAN_FORK:
         return job.render_here()
     return _worker_server().run_one(job)
 
@@ -1056,13 +1064,13 @@ def make_executor(kind: str = "local", *, jobs: int | None = None, scheduler: st
     """An executor by name: ``"local"`` (default), ``"dask"``, or ``"none"`` (renders nothing).
 
     ``"local"`` starts its region server at once (so it warms up while the data
-    are prepared); on platforms without ``fork`` it is a :class:`ThreadExecutor`.
+    are prepared); off Linux it is a :class:`ThreadExecutor`.
     Use it as a context manager, or call ``close()``.
     """
     if kind == "none":  # nothing will be rendered (``--no-reports``): start nothing
         return _Executor()
     if kind == "local":
-        return LocalExecutor(jobs) if hasattr(os, "fork") else ThreadExecutor(jobs)
+        return LocalExecutor(jobs) if CAN_FORK else ThreadExecutor(jobs)
     if kind == "dask":
         return DaskExecutor(scheduler, jobs)
     raise ValueError(f"unknown executor {kind!r}: use 'local' or 'dask'")

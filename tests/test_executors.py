@@ -88,6 +88,11 @@ def test_progress_lines_and_eta_from_finished_regions():
     assert lines[1].startswith("  A: ok in 2.0 s (1/6 done, ")
     assert lines[2].startswith("  B: FAILED in 4.0 s (2/6 done, ") and "about 6 s left" in lines[2]
     progress.close()
+    assert len(lines) == 3  # no summary before every region is done
+    for slug in "cdef":
+        progress.finished(RegionRender(slug.upper(), slug, "not_estimable", f"regions/{slug}.html", "", 1.0))
+    progress.close()
+    assert re.fullmatch(r"Rendered 6 report\(s\) in \d+\.\d s \(1 ok, 1 FAILED, 4 not estimable\)\.", lines[-1])
 
 
 def test_forked_process_reports_exit_codes_and_kills():
@@ -267,3 +272,18 @@ def test_dask_executor_gives_the_local_results(tmp_path):
     for region in regions:
         slug = local.region_status[region]["slug"]
         assert (tmp_path / "dask" / "regions" / f"{slug}.html").is_file()
+
+
+@pytest.mark.slow
+def test_thread_executor_for_platforms_without_a_safe_fork(prepared):
+    """Off Linux the regions run in threads with ordinary kernels; same statuses, same pages."""
+    _, out, processed, _ = prepared
+    lines = []
+    with executors.ThreadExecutor(jobs=2) as executor:
+        results = executor.run([_job(out, processed, "Gauteng", "threaded-gp", render.REGIONAL_NOTEBOOK),
+                                _job(out, processed, "Limpopo", "threaded-lp", render.REGIONAL_NOTEBOOK)],
+                               progress=lines.append)
+    assert [r.status for r in results] == ["ok", "failed"]  # Limpopo has no row in the results
+    assert "no row for Limpopo" in results[1].reason
+    assert sum("done" in line for line in lines) == 2
+    assert "<h1>Gauteng</h1>" in (out / "regions" / "threaded-gp.html").read_text()
