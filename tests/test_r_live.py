@@ -45,7 +45,8 @@ def test_primary_rows_equal_r_on_a_fresh_folder(tmp_path):
         ["region", "centre_id", "y", "partnered", "baseline", "age_months", "sex", "setting"]]
     data_path, out_path = tmp_path / "frame.csv", tmp_path / "r.csv"
     data.to_csv(data_path, index=False, float_format="%.17g")
-    subprocess.run(["Rscript", str(R_SCRIPT), str(data_path), str(out_path)], check=True, capture_output=True)
+    done = subprocess.run(["Rscript", str(R_SCRIPT), str(data_path), str(out_path)], capture_output=True, text=True)
+    assert done.returncode == 0, f"seed {seed}: R failed: {done.stderr[-2000:]}"
     r = pd.read_csv(out_path).set_index("region")
     for row in ok.itertuples():
         expected = r.loc[row.region]

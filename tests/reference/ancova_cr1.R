@@ -20,7 +20,11 @@ d$setting <- factor(d$setting)
 
 rows <- lapply(sort(unique(d$region)), function(r) {
   s <- droplevels(d[d$region == r, ])
-  fit <- lm(y ~ partnered + baseline + age_months + sex + setting, data = s)
+  # A factor with one level in this region carries no contrast (as in evalkit's design matrix).
+  terms <- c("partnered", "baseline", "age_months")
+  if (nlevels(s$sex) > 1) terms <- c(terms, "sex")
+  if (nlevels(s$setting) > 1) terms <- c(terms, "setting")
+  fit <- lm(reformulate(terms, response = "y"), data = s)
   V <- vcovCL(fit, cluster = ~centre_id, type = "HC1")
   G <- length(unique(s$centre_id))
   est <- unname(coef(fit)["partnered"])
