@@ -622,7 +622,9 @@ class RegionServer:
         """The task's result; for a stopped or crashed task, its unavailable page and log."""
         with self._lock:
             self._tasks.pop(task.id, None)
-        if task.pid:  # a kernel whose region's process died would otherwise linger a moment
+        if task.pid and (task.exit_code != 0 or task.stopped_for):
+            # The region's process died or was stopped: its kernel (same group) would otherwise
+            # linger until it notices. A region that ended normally has shut its kernel down.
             _kill_group(task.pid, signal.SIGKILL)
         job = task.job
         seconds = time.monotonic() - task.started if task.started else 0.0
