@@ -56,6 +56,7 @@ from traitlets import default
 
 from . import render as render_mod
 from .config import PROJECT_ROOT
+from .errors import InputError
 
 __all__ = [
     "DaskExecutor",
@@ -992,9 +993,11 @@ class DaskExecutor(_Executor):
         Threads of the local cluster (ignored with a scheduler).
     """
 
-    def __init__(self, scheduler: str | None = None, jobs: int | None = None):
+    def __init__(self, scheduler: str | None = None, jobs: int | None = None, *,
+                 connect_timeout: float = 10.0):
         self.scheduler = scheduler
         self.jobs = max(1, int(jobs or os.cpu_count() or 1))
+        self.connect_timeout = connect_timeout
         self._client = None
         self._cluster = None
         if scheduler:
@@ -1005,7 +1008,11 @@ class DaskExecutor(_Executor):
 
         if self._client is None:
             if self.scheduler:
-                self._client = Client(self.scheduler, set_as_default=False)
+                try:
+                    self._client = Client(self.scheduler, set_as_default=False, timeout=self.connect_timeout)
+                except (OSError, TimeoutError, ValueError) as exc:
+                    raise InputError("--scheduler", f"could not connect to the Dask scheduler at "
+                                                    f"{self.scheduler} ({type(exc).__name__})") from exc
             else:
                 self._cluster = LocalCluster(n_workers=1, threads_per_worker=self.jobs, processes=False,
                                              dashboard_address=None)

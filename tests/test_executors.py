@@ -111,6 +111,13 @@ def test_forked_process_reports_exit_codes_and_kills():
     assert child.poll() == -signal.SIGKILL  # reaped at once after SIGKILL
 
 
+def test_unreachable_scheduler_is_one_plain_error():
+    from evalkit.errors import InputError
+
+    with pytest.raises(InputError, match="could not connect to the Dask scheduler at tcp://127.0.0.1:9"):
+        executors.DaskExecutor("tcp://127.0.0.1:9", connect_timeout=1)
+
+
 def test_make_executor_names():
     with make_executor("none") as nothing:
         with pytest.raises(NotImplementedError):
