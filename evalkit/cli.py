@@ -67,8 +67,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .pipeline import run
-
     if args.jobs is not None and args.jobs < 1:
         raise InputError("--jobs", "must be 1 or more")
     output_dir = args.out if args.out is not None else REPORTS
@@ -76,7 +74,10 @@ def _cmd_run(args: argparse.Namespace) -> int:
         raise InputError("--timeout", "must be 1 second or more")
     if args.scheduler and args.executor != "dask":
         raise InputError("--scheduler", "is for --executor dask")
+    if not args.no_cache and _unchanged_since_last_run(args, output_dir):
+        return EXIT_OK
     from .executors import make_executor
+    from .pipeline import run
 
     jobs = args.jobs or os.cpu_count() or 1
     # Made before run(): the local executor's worker process warms up while the data are prepared.
@@ -97,6 +98,21 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if result.exit_code == EXIT_PARTIAL:
         print("Some regions failed; see the index and logs/ for the reasons.", file=sys.stderr)
     return result.exit_code
+
+
+def _unchanged_since_last_run(args: argparse.Namespace, output_dir: Path) -> bool:
+    """The cache check before pandas, the kernels or a worker are started (standard library only),
+    so an unchanged re-run costs little more than Python's start-up. ``pipeline.run`` makes the
+    same check under the output folder's lock; this one only skips the run when no other run is
+    writing the folder."""
+    from .outputs import LOCK_NAME, UP_TO_DATE_MESSAGE, read_manifest, run_key, up_to_date
+
+    key = run_key(args.data, output_dir, level=args.level, regions=args.regions, render=not args.no_reports)
+    if (key.output_dir / LOCK_NAME).exists() or not up_to_date(key, read_manifest(key.output_dir)):
+        return False
+    print(UP_TO_DATE_MESSAGE)
+    print(f"Reports: {key.output_dir / 'index.html'} (unchanged)")
+    return True
 
 
 def _cmd_check(args: argparse.Namespace) -> int:

@@ -20,21 +20,27 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-import pandas as pd
-
-from .config import NOTEBOOKS, TEMPLATES
+from .config import DATA_PROCESSED, NOTEBOOKS, REPORTS, TEMPLATES
 from .errors import InputError
 
+if TYPE_CHECKING:  # pandas is imported where a frame is written: the cache check must not pay for it
+    import pandas as pd
+
 __all__ = [
+    "UP_TO_DATE_MESSAGE",
     "OutputLock",
+    "RunKey",
     "Staging",
     "code_fingerprint",
     "frame_digest",
     "hash_json",
     "input_file_hashes",
+    "outputs_complete",
     "read_manifest",
+    "run_key",
+    "up_to_date",
     "write_csv",
     "write_json",
     "write_parquet",
@@ -43,6 +49,8 @@ __all__ = [
 _PACKAGE_DIR = Path(__file__).resolve().parent
 LOCK_NAME = ".evalkit.lock"
 STAGING_NAME = ".evalkit-staging"
+UP_TO_DATE_MESSAGE = ("Nothing changed since the last run: inputs, parameters and code are the same. "
+                      "The reports are up to date.")
 
 
 def hash_json(value: Any) -> str:
@@ -71,6 +79,8 @@ def code_fingerprint() -> dict[str, str]:
 
 def frame_digest(frame: pd.DataFrame) -> str:
     """Order-sensitive hash of a DataFrame's columns and values."""
+    import pandas as pd
+
     digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
     if len(frame):
         digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
@@ -193,3 +203,54 @@ class Staging:
 
     def discard(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+
+
+@dataclass(frozen=True)
+class RunKey:
+    """What a run's results depend on, resolved before any data are read."""
+
+    data_dir: Path
+    output_dir: Path
+    processed_dir: Path
+    parameters: dict
+    fingerprint: dict
+    inputs: dict
+    key: str
+
+
+def run_key(data_dir: Path | str, output_dir: Path | str, processed_dir: Path | str | None = None, *,
+            level: str = "province", regions: list[str] | None = None, render: bool = True) -> RunKey:
+    """Resolve a run's folders and hash its inputs, parameters and code (standard library only).
+
+    ``processed_dir`` defaults to ``<output_dir>/processed`` when an output folder is given
+    and to ``data/processed/`` for the default output folder, as the data contract says.
+    """
+    data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir).resolve()
+    if processed_dir is None:
+        processed_dir = DATA_PROCESSED if output_dir == REPORTS.resolve() else output_dir / "processed"
+    processed_dir = Path(processed_dir).resolve()
+    if not data_dir.is_dir():
+        raise InputError(data_dir, "data folder does not exist")
+    parameters = {"data_dir": str(data_dir), "output_dir": str(output_dir), "processed_dir": str(processed_dir),
+                  "level": level, "regions": sorted(regions) if regions else "all", "render": render}
+    fingerprint = code_fingerprint()
+    inputs = input_file_hashes(data_dir)
+    key = hash_json({"inputs": inputs, "parameters": parameters, "fingerprint": fingerprint})
+    return RunKey(data_dir, output_dir, processed_dir, parameters, fingerprint, inputs, key)
+
+
+def outputs_complete(key: RunKey, manifest: dict) -> bool:
+    """Every file the last run published is still there."""
+    out = key.output_dir
+    needed = [out / "index.html", out / "results" / "estimates.csv", out / "cleaning_log.csv",
+              key.processed_dir / "child_outcomes.parquet"]
+    needed += [out / info["report"] for info in manifest.get("regions", {}).values() if info.get("report")]
+    return all(path.is_file() for path in needed)
+
+
+def up_to_date(key: RunKey, manifest: dict | None) -> bool:
+    """True when ``manifest`` (the last run's) was made from exactly these inputs, parameters and
+    code, finished without failures, and its files are all in place: nothing needs redoing."""
+    return bool(manifest and manifest.get("cache", {}).get("run_key") == key.key
+                and manifest.get("exit_code") == 0 and manifest.get("complete", True)
+                and outputs_complete(key, manifest))

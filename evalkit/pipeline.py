@@ -7,6 +7,7 @@ prepared data.
 
 from __future__ import annotations
 
+import os
 import platform
 import re
 import time
@@ -20,7 +21,7 @@ import pandas as pd
 
 from . import __version__
 from .cleaning import clean_all
-from .config import DATA_PROCESSED, DATA_RAW, REPORTS
+from .config import DATA_RAW, REPORTS
 from .errors import InputError
 from .export import write_results_workbook
 from .balance import balance_joint_test, balance_table
@@ -29,8 +30,8 @@ from .power import power_table
 from .propensity import overlap_table
 from .indicators import build_child_outcomes, centre_outcomes, region_indicators
 from .quality import cleaning_summary
-from .outputs import (OutputLock, Staging, code_fingerprint, frame_digest, hash_json, input_file_hashes,
-                      read_manifest, write_csv, write_json, write_parquet)
+from .outputs import (UP_TO_DATE_MESSAGE, OutputLock, Staging, frame_digest, hash_json, read_manifest, run_key,
+                      up_to_date, write_csv, write_json, write_parquet)
 from .readers import read_data_folder
 from .reporting import primary_row
 from .satisfaction import satisfaction_table
@@ -187,13 +188,6 @@ def _region_digest(prepared: Prepared, region: str, fingerprint: dict) -> str:
     return hash_json(parts)
 
 
-def _outputs_complete(output_dir: Path, processed_dir: Path, manifest: dict) -> bool:
-    needed = [output_dir / "index.html", output_dir / "results" / "estimates.csv",
-              output_dir / "cleaning_log.csv", processed_dir / "child_outcomes.parquet"]
-    needed += [output_dir / info["report"] for info in manifest.get("regions", {}).values() if info.get("report")]
-    return all(path.is_file() for path in needed)
-
-
 def run(data_dir: Path | str = DATA_RAW, output_dir: Path | str = REPORTS,
         processed_dir: Path | str | None = None, *, level: Literal["province", "district"] = "province",
         regions: list[str] | None = None, jobs: int | None = None, render: bool = True,
@@ -212,44 +206,41 @@ def run(data_dir: Path | str = DATA_RAW, output_dir: Path | str = REPORTS,
 
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
-    data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir).resolve()
-    if processed_dir is None:
-        processed_dir = DATA_PROCESSED if output_dir == REPORTS.resolve() else output_dir / "processed"
-    processed_dir = Path(processed_dir).resolve()
-    if not data_dir.is_dir():
-        raise InputError(data_dir, "data folder does not exist")
-
-    parameters = {"data_dir": str(data_dir), "output_dir": str(output_dir), "processed_dir": str(processed_dir),
-                  "level": level, "regions": sorted(regions) if regions else "all", "render": render}
+    key = run_key(data_dir, output_dir, processed_dir, level=level, regions=regions, render=render)
+    data_dir, output_dir, processed_dir = key.data_dir, key.output_dir, key.processed_dir
+    parameters, fingerprint = key.parameters, key.fingerprint
     with OutputLock(output_dir) as lock:
         if lock.stale_taken_over:
             progress("Note: an earlier run was interrupted; its partial files were discarded.")
         previous = read_manifest(output_dir)
-        fingerprint = code_fingerprint()
-        input_hashes = input_file_hashes(data_dir)
-        run_key = hash_json({"inputs": input_hashes, "parameters": parameters, "fingerprint": fingerprint})
-        if (use_cache and previous and previous.get("cache", {}).get("run_key") == run_key
-                and previous.get("exit_code") == 0 and _outputs_complete(output_dir, processed_dir, previous)):
-            progress("Nothing changed since the last run: inputs, parameters and code are the same. "
-                     "The reports are up to date.")
+        if use_cache and up_to_date(key, previous):
+            progress(UP_TO_DATE_MESSAGE)
             return RunResult(exit_code=0, output_dir=output_dir, processed_dir=processed_dir,
                              region_status=previous.get("regions", {}),
                              manifest_path=output_dir / "run_manifest.json", cached=True)
 
+        # An executor named here is started now, so its workers warm up while the data are prepared.
+        owned = None
+        if render and isinstance(executor, str):
+            from .executors import make_executor
+
+            owned = executor = make_executor(executor, jobs=jobs or os.cpu_count() or 1, scheduler=scheduler)
         stage = Staging(output_dir)
         stage_processed = Staging(processed_dir)
         try:
-            result = _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, level=level,
-                                 regions=regions, jobs=jobs, render=render, use_cache=use_cache,
-                                 previous=previous, fingerprint=fingerprint, run_key=run_key,
-                                 parameters=parameters, started=started, t_start=t_start,
-                                 progress=progress, render_mod=render_mod, executor=executor,
-                                 scheduler=scheduler, timeout=timeout)
+            return _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, level=level,
+                               regions=regions, jobs=jobs, render=render, use_cache=use_cache,
+                               previous=previous, fingerprint=fingerprint, run_key=key.key,
+                               parameters=parameters, started=started, t_start=t_start,
+                               progress=progress, render_mod=render_mod, executor=executor,
+                               scheduler=scheduler, timeout=timeout)
         except BaseException:
             stage.discard()
             stage_processed.discard()
             raise
-        return result
+        finally:
+            if owned is not None:
+                owned.close()
 
 
 def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, level, regions, jobs, render,

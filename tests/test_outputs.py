@@ -1,14 +1,18 @@
 """The output folder: cache, staging (all-or-nothing), and the lock."""
 
+import json
 import os
 import subprocess
+import sys
 
 import pandas as pd
 import pytest
 
 from evalkit import render
 from evalkit.errors import InputError
-from evalkit.outputs import LOCK_NAME, STAGING_NAME, OutputLock, frame_digest, hash_json
+from evalkit.cli import main
+from evalkit.outputs import (LOCK_NAME, STAGING_NAME, OutputLock, frame_digest, hash_json, read_manifest, run_key,
+                             up_to_date)
 from evalkit.pipeline import prepare, run
 from evalkit.simulate import simulate
 
@@ -40,6 +44,59 @@ def test_lock_refuses_a_live_writer_and_takes_over_a_stale_one(tmp_path):
         assert lock.stale_taken_over
         assert (tmp_path / LOCK_NAME).read_text() == str(os.getpid())
     assert not (tmp_path / LOCK_NAME).exists()
+
+
+def _fake_published_run(tmp_path, exit_code=0):
+    """An output folder as a finished run leaves it (empty files are enough for the cache check)."""
+    data, out = tmp_path / "data", tmp_path / "out"
+    data.mkdir()
+    (data / "centres.csv").write_text("centre_id\nC1\n")
+    key = run_key(data, out)
+    for name in ["index.html", "results/estimates.csv", "cleaning_log.csv", "processed/child_outcomes.parquet",
+                 "regions/gauteng.html"]:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("")
+    manifest = {"cache": {"run_key": key.key}, "exit_code": exit_code, "complete": True,
+                "regions": {"Gauteng": {"report": "regions/gauteng.html"}}}
+    (out / "run_manifest.json").write_text(json.dumps(manifest))
+    return data, out
+
+
+def test_up_to_date_needs_the_same_key_a_clean_exit_and_every_published_file(tmp_path):
+    data, out = _fake_published_run(tmp_path)
+    assert run_key(data, out).processed_dir == out / "processed"
+    assert up_to_date(run_key(data, out), read_manifest(out))
+    assert not up_to_date(run_key(data, out, level="district"), read_manifest(out))  # other parameters
+    assert not up_to_date(run_key(data, out), None)
+    (out / "regions" / "gauteng.html").unlink()  # a published report went missing
+    assert not up_to_date(run_key(data, out), read_manifest(out))
+    (out / "regions" / "gauteng.html").write_text("")
+    (data / "centres.csv").write_text("centre_id\nC2\n")  # the data changed
+    assert not up_to_date(run_key(data, out), read_manifest(out))
+
+
+def test_up_to_date_is_false_after_a_run_with_failed_regions(tmp_path):
+    data, out = _fake_published_run(tmp_path, exit_code=3)
+    assert not up_to_date(run_key(data, out), read_manifest(out))
+
+
+def test_cli_skips_an_unchanged_run_without_importing_pandas_unless_a_run_is_writing(tmp_path, capsys):
+    data, out = _fake_published_run(tmp_path)
+    code = ("import sys; from evalkit.cli import main; rc = main(sys.argv[1:]); "
+            "assert 'pandas' not in sys.modules, 'pandas was imported'; sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code, "run", "--data", str(data), "--out", str(out)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert "Nothing changed since the last run" in done.stdout
+    # Another run holds the folder: the fast path stands aside and the lock's own error is reported.
+    sleeper = subprocess.Popen(["sleep", "30"])
+    try:
+        (out / LOCK_NAME).write_text(str(sleeper.pid))
+        assert main(["run", "--data", str(data), "--out", str(out), "--no-reports"]) == 1
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert "another evalkit run" in capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
