@@ -272,7 +272,10 @@ def design_matrix(frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequ
         columns.append(frame[variable].to_numpy(dtype="float64"))
         names.append(variable)
     for variable in categorical:
-        codes, levels = pd.factorize(frame[variable].astype(str), sort=True)
+        values = frame[variable]
+        if not pd.api.types.is_string_dtype(values.dtype) or isinstance(values.dtype, pd.CategoricalDtype):
+            values = values.astype(str)  # text levels sort as R sorts them (a text column is factorised as it is)
+        codes, levels = pd.factorize(values, sort=True)
         for i, level in enumerate(levels[1:], start=1):
             columns.append((codes == i).astype("float64"))
             names.append(f"{variable}{level}")
