@@ -72,7 +72,8 @@ __all__ = [
 
 #: Modules every report run needs, imported once by the region server.
 WARM_MODULES = (
-    "numpy", "pandas", "pyarrow", "pyarrow.parquet", "scipy.stats", "matplotlib", "matplotlib.figure",
+    "numpy", "pandas", "pyarrow", "pyarrow.parquet", "pyarrow.dataset", "pandas.core.reshape.reshape",
+    "pandas.core.arrays.arrow.extension_types", "scipy.stats", "matplotlib", "matplotlib.figure",
     "matplotlib.backends.backend_svg", "matplotlib_inline.backend_inline", "seaborn",
     "IPython", "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell", "ipykernel.debugger",
     "jupyter_client", "nbformat", "nbclient", "papermill", "nbconvert", "evalkit.reporting",
@@ -109,11 +110,17 @@ class RegionJob:
     notebook: str
     timeout: int = 600
 
-    def render_here(self, kernel_manager_class: type | None = None) -> "render_mod.RegionRender":
-        """Render in the current process (the forked child, or a thread)."""
+    def render_here(self, kernel_manager_class: type | None = None, *,
+                    not_estimable_in_process: bool = False) -> "render_mod.RegionRender":
+        """Render in the current process (the forked child, or a thread).
+
+        ``not_estimable_in_process``: a region that is not estimable runs its notebook
+        in this process without a kernel; only for a process of its own (the forked child).
+        """
         return render_mod.render_region_report(
             self.region, self.slug, Path(self.output_dir), Path(self.processed_dir), timeout=self.timeout,
-            notebook=Path(self.notebook), kernel_manager_class=kernel_manager_class)
+            notebook=Path(self.notebook), kernel_manager_class=kernel_manager_class,
+            not_estimable_in_process=not_estimable_in_process)
 
 
 def _timeout_reason(job: RegionJob) -> str:
@@ -262,6 +269,8 @@ def _enable_inline_backend() -> None:
 
 
 _PENDING: _PendingKernel | None = None
+#: True in a region's process forked from the server (single-threaded, no event loop yet).
+_IN_REGION_PROCESS = False
 
 
 class _ReadyClient(AsyncKernelClient):
@@ -308,6 +317,17 @@ class ForkedKernelManager(AsyncKernelManager):
     @default("client_factory")
     def _client_factory_default(self) -> type:
         return _ReadyClient
+
+    @classmethod
+    def prepare(cls) -> None:
+        """Fork the kernel-to-be now (render calls this before papermill starts its event loop).
+
+        Only regions that start a kernel pay for the fork: a region rendered without
+        one (not estimable) never calls this.
+        """
+        global _PENDING
+        if _PENDING is None and _IN_REGION_PROCESS:
+            _PENDING = _PendingKernel()
 
     async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
         global _PENDING
@@ -490,11 +510,12 @@ def _fork_region(job: dict, close: Iterable[int]) -> int:
 
 
 def _render_in_child(job: dict) -> int:
-    global _PENDING
+    global _PENDING, _IN_REGION_PROCESS
     spec = RegionJob(**{f.name: job[f.name] for f in dataclasses.fields(RegionJob)})
-    _PENDING = _PendingKernel()
+    _IN_REGION_PROCESS = True
+    _PENDING = None  # forked by ForkedKernelManager.prepare() when the region needs a kernel
     try:
-        result = spec.render_here(kernel_manager_class=ForkedKernelManager)
+        result = spec.render_here(kernel_manager_class=ForkedKernelManager, not_estimable_in_process=True)
     finally:
         if _PENDING is not None:
             _PENDING.discard()

@@ -173,19 +173,119 @@ def _is_kernel_start_failure(exc: BaseException, notebook: Path) -> bool:
     return all(c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
 
 
+#: papermill engine that runs a notebook's cells in the calling process, without a kernel.
+IN_PROCESS_ENGINE = "evalkit-in-process"
+
+
+def _in_process_engine_class():
+    """A papermill engine that executes each code cell in this process, as a kernel would.
+
+    Used for regions that are not estimable, whose report needs no kernel of its own:
+    the cells run top to bottom in one fresh namespace; the value of a cell's last
+    expression becomes its ``execute_result`` through IPython's own display formatter
+    (the same ``text/html`` and ``text/plain`` a kernel sends); anything printed becomes
+    a stream output; an exception becomes an ``error`` output and stops the run, which
+    papermill turns into the usual :class:`~papermill.exceptions.PapermillExecutionError`.
+    papermill itself parameterises the notebook, times the cells and writes the result,
+    so the executed notebook has the same cells, outputs and metadata as a kernel's.
+    Only safe in a process of its own (cells change the process's stdout and matplotlib
+    state while they run), which is how the executors call it.
+    """
+    import ast
+    import contextlib
+    import io
+
+    import nbformat
+    from IPython.core.formatters import DisplayFormatter
+    from papermill.engines import Engine
+
+    class InProcessEngine(Engine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, **kwargs):
+            from ipykernel.ipkernel import IPythonKernel
+
+            namespace = {"__name__": "__main__", "__builtins__": __builtins__}
+            formatter = DisplayFormatter()
+            count = 0
+            nb_man.nb.metadata["language_info"] = dict(IPythonKernel.language_info)
+            for index, cell in enumerate(nb_man.nb.cells):
+                nb_man.cell_start(cell, index)
+                try:
+                    if cell.cell_type != "code" or not cell.source.strip():
+                        continue
+                    count += 1
+                    cell.execution_count = count
+                    cell.outputs = outputs = []
+                    failed = cls._run_cell(cell.source, namespace, formatter, count, outputs, index)
+                    if failed is not None:
+                        nb_man.cell_exception(cell, cell_index=index, exception=failed)
+                        break
+                finally:
+                    nb_man.cell_complete(cell, cell_index=index)
+            return nb_man.nb
+
+        @staticmethod
+        def _run_cell(source, namespace, formatter, count, outputs, index):
+            printed = io.StringIO()
+            failed = None
+            try:
+                tree = ast.parse(source, filename=f"<cell {index}>")
+                last = tree.body.pop() if tree.body and isinstance(tree.body[-1], ast.Expr) else None
+                with contextlib.redirect_stdout(printed), contextlib.redirect_stderr(printed):
+                    exec(compile(tree, f"<cell {index}>", "exec"), namespace)
+                    value = None
+                    if last is not None:
+                        value = eval(compile(ast.Expression(last.value), f"<cell {index}>", "eval"), namespace)
+            except Exception as exc:  # noqa: BLE001 - recorded as the cell's error output, as a kernel does
+                import traceback as tb_module
+
+                failed = exc
+                value = None
+                outputs.append(nbformat.v4.new_output(
+                    "error", ename=type(exc).__name__, evalue=str(exc),
+                    traceback=tb_module.format_exception(exc)))
+            text = printed.getvalue()
+            if text:
+                outputs.insert(0, nbformat.v4.new_output("stream", name="stdout", text=text))
+            if value is not None and not source.rstrip().endswith(";"):
+                data, metadata = formatter.format(value)
+                if data:
+                    outputs.append(nbformat.v4.new_output("execute_result", data=data, metadata=metadata,
+                                                          execution_count=count))
+            return failed
+
+    return InProcessEngine
+
+
+def _register_in_process_engine() -> None:
+    from papermill.engines import papermill_engines
+
+    if IN_PROCESS_ENGINE not in papermill_engines._engines:
+        papermill_engines.register(IN_PROCESS_ENGINE, _in_process_engine_class())
+
+
 def _execute(region: str, output_dir: Path, processed_dir: Path, target: Path, timeout: int,
-             notebook: Path | None = None, kernel_manager_class: type | None = None) -> None:
+             notebook: Path | None = None, kernel_manager_class: type | None = None, *,
+             in_process: bool = False):
     """Run the notebook into ``target``; a kernel that fails to start is retried once.
 
     ``kernel_manager_class`` (e.g. :class:`evalkit.executors.ForkedKernelManager`)
     is used for the first attempt only: the retry always launches an ordinary
     kernel process, so a problem with the fast path cannot fail a region.
+    With ``in_process`` the cells run in this process with no kernel at all (see
+    :func:`_in_process_engine_class`). Returns the executed notebook (papermill's,
+    or None when papermill returned none).
     """
     import papermill as pm
     from traitlets.config import Config
 
     notebook = Path(notebook or REGIONAL_NOTEBOOK)
     parameters = {"region": region, "output_dir": str(output_dir), "processed_dir": str(processed_dir)}
+    if in_process:
+        _register_in_process_engine()
+        return pm.execute_notebook(
+            str(notebook), str(target), parameters=parameters, engine_name=IN_PROCESS_ENGINE,
+            kernel_name=KERNEL_NAME, progress_bar=False, log_output=False, request_save_on_cell_execute=False)
     for attempt in (1, 2):
         socket_dir = Path(tempfile.mkdtemp(prefix="evalkit-kernel-"))
         config = Config()
@@ -194,6 +294,9 @@ def _execute(region: str, output_dir: Path, processed_dir: Path, target: Path, t
             config.KernelManager.ip = str(socket_dir / "k")
         fast = {}
         if attempt == 1 and kernel_manager_class is not None:
+            prepare = getattr(kernel_manager_class, "prepare", None)
+            if prepare is not None:  # e.g. fork the kernel-to-be while no event loop exists yet
+                prepare()
             # The kernel is thrown away after the notebook: no need to wait for a polite shutdown.
             # The notebook is written once at the end (and when a cell fails) rather than twice
             # per cell, which cost more than the cells; a region stopped by its executor for
@@ -201,13 +304,12 @@ def _execute(region: str, output_dir: Path, processed_dir: Path, target: Path, t
             fast = {"kernel_manager_class": kernel_manager_class, "shutdown_kernel": "immediate",
                     "request_save_on_cell_execute": False}
         try:
-            pm.execute_notebook(
+            return pm.execute_notebook(
                 str(notebook), str(target), parameters=parameters,
                 kernel_name=KERNEL_NAME, progress_bar=False, log_output=False,
                 start_timeout=KERNEL_START_TIMEOUT, execution_timeout=timeout,
                 config=config, resources={"metadata": {"path": str(PROJECT_ROOT)}}, **fast,
             )
-            return
         except Exception as exc:
             if attempt == 1 and _is_kernel_start_failure(exc, target):
                 continue
@@ -280,11 +382,15 @@ def _exporter():
     return cached[1]
 
 
-def _convert(executed: Path, region: str):
+def _convert(executed: Path, region: str, nb=None):
+    """The executed notebook (``nb``, or read from ``executed``) as the report's HTML page."""
+    import copy
+
     import nbformat
 
     exporter = _exporter()
-    nb = nbformat.read(executed, as_version=4)
+    # A copy: conversion's preprocessors change the notebook, which was already written as executed.
+    nb = nbformat.read(executed, as_version=4) if nb is None else copy.deepcopy(nb)
     nb.metadata["title"] = f"{region}: ECD partnership evaluation"
     body, _ = exporter.from_notebook_node(nb, resources={"metadata": {"name": executed.stem}})
     remote = _NETWORK_REFERENCE.search(body)
@@ -383,7 +489,8 @@ def record_failure(region: str, slug: str, output_dir: Path, reason: str, *, det
 
 def render_region_report(region: str, slug: str, output_dir: Path, processed_dir: Path, *,
                          timeout: int = 600, notebook: Path | None = None,
-                         kernel_manager_class: type | None = None) -> RegionRender:
+                         kernel_manager_class: type | None = None,
+                         not_estimable_in_process: bool = False) -> RegionRender:
     """Execute and convert one region's report in this process; never raises for a region-level failure.
 
     Parameters
@@ -403,6 +510,11 @@ def render_region_report(region: str, slug: str, output_dir: Path, processed_dir
         A jupyter_client kernel manager for the first attempt (the executors pass
         :class:`evalkit.executors.ForkedKernelManager`); the retry after a failed
         kernel start always launches an ordinary kernel.
+    not_estimable_in_process : bool
+        Run the notebook of a region that is not estimable in this process, without
+        a kernel (the same cells, outputs and page; see :func:`_in_process_engine_class`).
+        Only for a process that renders nothing else at the same time: the executors'
+        forked region processes pass True.
 
     Returns
     -------
@@ -425,13 +537,15 @@ def render_region_report(region: str, slug: str, output_dir: Path, processed_dir
         row = _validate(region, output_dir, processed_dir, notebook)
         status, reason = _status_of(row)
         executed.parent.mkdir(parents=True, exist_ok=True)
+        in_process = not_estimable_in_process and status == "not_estimable"
         try:
-            _execute(region, output_dir, processed_dir, scratch, timeout, notebook, kernel_manager_class)
+            nb = _execute(region, output_dir, processed_dir, scratch, timeout, notebook, kernel_manager_class,
+                          in_process=in_process)
         finally:
             if scratch.exists():  # keep even a failed run for inspection
                 scratch.replace(executed)
         try:
-            body = _convert(executed, region)
+            body = _convert(executed, region, nb if hasattr(nb, "cells") else None)
         except _RenderError:
             raise
         except Exception as exc:
@@ -501,10 +615,31 @@ def render_reports(regions: list[tuple[str, str]], output_dir: Path, processed_d
                                 processed_dir=str(processed_dir), notebook=str(REGIONAL_NOTEBOOK),
                                 timeout=int(timeout))
             for region, slug in regions]
+    work = _longest_first(work, output_dir)
     if isinstance(executor, str):
         with executors.make_executor(executor, jobs=jobs, scheduler=scheduler) as runner:
-            return runner.run(work, progress=progress)
-    return executor.run(work, progress=progress)
+            done = runner.run(work, progress=progress)
+    else:
+        done = executor.run(work, progress=progress)
+    by_slug = {result.slug: result for result in done}
+    return [by_slug[slug] for slug in slugs]
+
+
+def _longest_first(work: list, output_dir: Path) -> list:
+    """Regions with an estimate first, those that are not estimable (a shorter report) last.
+
+    With more regions than workers, the short reports then fill the end of the batch,
+    when some workers would otherwise wait for the last long one. The order is otherwise
+    kept; results are returned in the caller's order whatever the order of work.
+    """
+    try:
+        estimates = pd.read_csv(output_dir / "results" / "estimates.csv")
+        if "region" not in estimates:
+            return work
+        estimated = {job.slug: _status_of(reporting.primary_row(estimates, job.region))[0] == "ok" for job in work}
+    except Exception:  # noqa: BLE001 - only an ordering hint; each region reports its own problem
+        return work
+    return sorted(work, key=lambda job: not estimated[job.slug])
 
 
 def warm_up() -> None:

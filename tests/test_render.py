@@ -301,14 +301,19 @@ def test_index_links_every_region_and_gives_reasons(run):
     assert "1 (Northern Cape) could not be estimated. 1 report (Limpopo) failed to build." in page
 
 
+def _corrupt_processed(root: Path) -> Path:
+    """A processed-data folder whose child_outcomes.parquet is not parquet (fails inside the notebook)."""
+    broken = root / "broken"
+    broken.mkdir()
+    (broken / "child_outcomes.parquet").write_bytes(b"this is not parquet")
+    return broken
+
+
 @pytest.mark.slow
 def test_error_inside_the_notebook_is_isolated(tmp_path, run):
     """A corrupt child-outcomes file fails in the kernel: unavailable page, traceback only in the log."""
     out, *_ = run
-    broken = tmp_path / "broken"
-    broken.mkdir()
-    (broken / "child_outcomes.parquet").write_bytes(b"this is not parquet")
-    result = render_region_report("Gauteng", "gauteng-broken", out, broken, timeout=60)
+    result = render_region_report("Gauteng", "gauteng-broken", out, _corrupt_processed(tmp_path), timeout=60)
     assert result.status == "failed"
     assert "error while reading or summarising" in result.reason
     page = (out / result.path).read_text(encoding="utf-8")
@@ -476,3 +481,122 @@ def test_image_without_alt_text_still_gets_nbconverts_placeholder(tmp_path):
     nbformat.write(nb, path)
     page = render._convert(path, "Gauteng")
     assert 'alt="No description has been provided for this image"' in page
+
+
+def _without_build_time(page: str) -> str:
+    return re.sub(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00", "<built>", page)
+
+
+@pytest.mark.slow
+def test_not_estimable_region_without_a_kernel_gives_the_kernels_page_and_notebook(tmp_path, run):
+    """In process (no kernel) a not-estimable region gets the very page and cells a kernel gives."""
+    import shutil
+
+    out, processed, *_ = run
+    here = tmp_path / "out"
+    shutil.copytree(out, here, ignore=shutil.ignore_patterns("regions", "notebooks", "logs"))
+    monkey_kernel = []
+    real_execute = papermill.execute_notebook
+
+    def spy(*args, **kwargs):
+        monkey_kernel.append(kwargs.get("engine_name"))
+        return real_execute(*args, **kwargs)
+
+    papermill.execute_notebook = spy
+    try:
+        result = render_region_report("Northern Cape", "northern-cape", here, processed, timeout=60,
+                                      not_estimable_in_process=True)
+        estimated = render_region_report("Gauteng", "gauteng", here, processed, timeout=60,
+                                         not_estimable_in_process=True)
+    finally:
+        papermill.execute_notebook = real_execute
+    assert result.status == "not_estimable" and result.reason == NC_REASON
+    assert estimated.status == "ok"
+    assert monkey_kernel == [render.IN_PROCESS_ENGINE, None]  # an estimated region still gets a kernel
+    ours = (here / "regions" / "northern-cape.html").read_text(encoding="utf-8")
+    kernels = (out / "regions" / "northern-cape.html").read_text(encoding="utf-8")
+    assert _without_build_time(ours) == _without_build_time(kernels)
+    mine = nbformat.read(here / "notebooks" / "northern-cape.ipynb", as_version=4)
+    theirs = nbformat.read(out / "notebooks" / "northern-cape.ipynb", as_version=4)
+    assert mine.metadata.language_info == theirs.metadata.language_info
+    assert [(c.cell_type, c.get("execution_count"), [(o.output_type, sorted(o.get("data", {})))
+                                                     for o in c.get("outputs", [])]) for c in mine.cells] == \
+           [(c.cell_type, c.get("execution_count"), [(o.output_type, sorted(o.get("data", {})))
+                                                     for o in c.get("outputs", [])]) for c in theirs.cells]
+    assert all(c.metadata.papermill.status == "completed" for c in mine.cells)
+
+
+@pytest.mark.slow
+def test_error_in_a_cell_without_a_kernel_is_isolated_like_a_kernels(tmp_path, run):
+    """A cell that raises in process: the same plain reason, the cell's traceback in the log."""
+    out, *_ = run
+    result = render_region_report("Northern Cape", "nc-broken", out, _corrupt_processed(tmp_path), timeout=60,
+                                  not_estimable_in_process=True)
+    assert result.status == "failed"
+    assert result.reason == ("The report stopped with an error while reading or summarising this region's "
+                             "data (ArrowInvalid).")
+    log = (out / "logs" / "nc-broken.log").read_text(encoding="utf-8")
+    assert "ArrowInvalid" in log and "load_region" in log
+    nb = nbformat.read(out / "notebooks" / "nc-broken.ipynb", as_version=4)
+    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "error"]
+    assert len(errors) == 1 and errors[0].ename == "ArrowInvalid"
+    assert "Traceback" not in (out / result.path).read_text(encoding="utf-8")
+
+
+def test_in_process_engine_keeps_a_kernels_outputs(tmp_path):
+    """Last expression → execute_result (html + plain), prints → stream, ';' hides, None shows nothing."""
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("x = 2"),
+        nbformat.v4.new_code_cell("from IPython.display import HTML\nprint('hi')\nHTML(f'<b>{x}</b>')"),
+        nbformat.v4.new_markdown_cell("text"),
+        nbformat.v4.new_code_cell("x * 3;"),
+        nbformat.v4.new_code_cell("None"),
+        nbformat.v4.new_code_cell("x + 1"),
+    ])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    source, target = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, source)
+    render._register_in_process_engine()
+    done = papermill.execute_notebook(str(source), str(target), engine_name=render.IN_PROCESS_ENGINE,
+                                      progress_bar=False, kernel_name="python3")
+    cells = [c for c in done.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in cells] == [1, 2, 3, 4, 5]
+    assert cells[0].outputs == []
+    stream, result = cells[1].outputs
+    assert stream.output_type == "stream" and stream.text == "hi\n"
+    assert result.output_type == "execute_result" and result.execution_count == 2
+    assert result.data == {"text/html": "<b>2</b>", "text/plain": "<IPython.core.display.HTML object>"}
+    assert cells[2].outputs == [] and cells[3].outputs == []
+    assert cells[4].outputs[0].data == {"text/plain": "3"}
+    assert nbformat.read(target, as_version=4).cells[5].outputs[0].data["text/plain"] == "3"
+
+
+def test_in_process_engine_error_stops_the_run_as_papermill_does(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("{}['elom_total']"),
+                                         nbformat.v4.new_code_cell("1")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    source, target = tmp_path / "in.ipynb", tmp_path / "out.ipynb"
+    nbformat.write(nb, source)
+    render._register_in_process_engine()
+    with pytest.raises(PapermillExecutionError) as caught:
+        papermill.execute_notebook(str(source), str(target), engine_name=render.IN_PROCESS_ENGINE,
+                                   progress_bar=False, kernel_name="python3")
+    assert caught.value.ename == "KeyError" and "elom_total" in caught.value.evalue
+    written = nbformat.read(target, as_version=4)
+    assert [c.execution_count for c in written.cells if c.cell_type == "code"][-1] is None  # never ran
+
+
+def test_regions_with_an_estimate_go_first_and_results_keep_the_callers_order(tmp_path):
+    out, processed, _ = write_prepared_run(tmp_path)
+    submitted = []
+
+    class Recorder:
+        def run(self, jobs, progress=None):
+            submitted.extend(job.region for job in jobs)
+            return [RegionRender(job.region, job.slug, "ok", f"regions/{job.slug}.html", "", 0.0)
+                    for job in reversed(jobs)]
+
+    results = render_reports([("Northern Cape", "northern-cape"), ("Gauteng", "gauteng"),
+                              ("Limpopo", "limpopo")], out, processed, executor=Recorder())
+    assert submitted == ["Gauteng", "Northern Cape", "Limpopo"]  # Limpopo has no row at all
+    assert [r.slug for r in results] == ["northern-cape", "gauteng", "limpopo"]
