@@ -600,3 +600,24 @@ def test_regions_with_an_estimate_go_first_and_results_keep_the_callers_order(tm
                               ("Limpopo", "limpopo")], out, processed, executor=Recorder())
     assert submitted == ["Gauteng", "Northern Cape", "Limpopo"]  # Limpopo has no row at all
     assert [r.slug for r in results] == ["northern-cape", "gauteng", "limpopo"]
+
+
+def test_network_reference_check_finds_what_a_full_search_finds():
+    """The fast check (only where a ``//`` could end a match) agrees with searching everywhere."""
+    import random
+
+    rng = random.Random(20251123)
+    atoms = ["src", "SRC", "href", "action", "poster", "srcset", "url(", "URL(", "@import", "=", " ", "\n", '"',
+             "'", "//", "/", "http:", "https:", "HTTPS:", "x", "a", "-", "(", ":", "s", "rc", "ſrc", "é"]
+    pages = ["".join(rng.choice(atoms) for _ in range(rng.randint(1, 14))) for _ in range(20_000)]
+    pages += ['<img src="data:image/png;base64,' + "A/" * 3000 + '"><img src=//cdn.example.org/x.png>',
+              '<img src="data:image/png;base64,' + "A//" * 3000 + '" alt="x">',
+              "<style>@import 'https://fonts.example.org/a.css';</style>", "<a href = \n 'http://x'>"]
+    found = 0
+    for page in pages:
+        full, fast = render._NETWORK_REFERENCE.search(page), render._network_reference(page)
+        assert (full is None) == (fast is None), page
+        if full is not None:
+            found += 1
+            assert fast.group(0) == full.group(0)
+    assert 100 < found < len(pages) - 100  # both kinds of page were tried
