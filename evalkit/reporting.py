@@ -336,6 +336,13 @@ def _read_children(path: Path, region: str) -> pd.DataFrame:
     return children
 
 
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as dicts (``row["x"]``, ``row.get("x")``), with the values
+    ``DataFrame.iterrows()`` gives but without building a Series per row."""
+    columns = list(frame.columns)
+    return [dict(zip(columns, values)) for values in frame.values.tolist()]
+
+
 def _as_bool(values: pd.Series) -> pd.Series:
     """CSV booleans ("True", "true", 1) as bool; anything else False."""
     if values.dtype == bool:
@@ -867,7 +874,7 @@ def effects_frame(estimates: pd.DataFrame) -> pd.DataFrame:
     method is the primary one (every method is in the full table).
     """
     rows = []
-    for _, row in _headline_rows(estimates).iterrows():
+    for row in _records(_headline_rows(estimates)):
         usable = effect_direction(row) is not None
         rows.append({
             "Outcome": _outcome_label(str(row["outcome"])),
@@ -890,10 +897,10 @@ def estimate_frame(estimates: pd.DataFrame) -> pd.DataFrame:
     is_primary = _primary_mask(estimates)
     has_q = "q_value_bh" in estimates.columns and estimates["q_value_bh"].notna().any()
     rows = []
-    for index, row in estimates.iterrows():
+    for row_is_primary, row in zip(is_primary.to_numpy(), _records(estimates)):
         ok = str(row["status"]) == "ok" and _isnum(row.get("estimate"))
         short = _ESTIMATOR_SHORT.get(str(row["estimator"]), str(row["estimator"]))
-        label = f"{short} · {row['inference']}" + (" (primary)" if is_primary.loc[index] else "")
+        label = f"{short} · {row['inference']}" + (" (primary)" if row_is_primary else "")
         note = str(row["note"]) if isinstance(row.get("note"), str) else ""
         codes = warning_codes(row)
         if codes:
@@ -957,7 +964,7 @@ def subgroup_frame(estimates: pd.DataFrame) -> pd.DataFrame:
         sub = sub.loc[same] if same.any() else sub
     rows = [{"Subgroup": str(r["subgroup"]).replace("_", " "), "Outcome": _outcome_label(str(r["outcome"])),
              "Difference (95% interval)": _effect_cell(r), "Children": suppress_count(r.get("n_children")),
-             "Reading": _reading(r)} for _, r in sub.iterrows()]
+             "Reading": _reading(r)} for r in _records(sub)]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -1076,7 +1083,7 @@ def scorecard_frame(scorecard: pd.DataFrame | None, region: str) -> pd.DataFrame
     rows = []
     frame = scorecard.assign(scope=scorecard["scope"].astype(str).str.lower())
     frame = frame.sort_values("scope", key=lambda s: s.map({"region": 0, "national": 1}), kind="stable")
-    for _, row in frame.iterrows():
+    for row in _records(frame):
         unit = str(row.get("unit")) if isinstance(row.get("unit"), str) else ""
         fmt = (lambda v: _pct(v)) if unit in ("%", "pct", "percent") else (lambda v: format_number(v, 0))
         label = row.get("label") if isinstance(row.get("label"), str) else str(row["metric"]).replace("_", " ").capitalize()
@@ -1095,7 +1102,7 @@ def balance_frame(balance: pd.DataFrame | None) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     verdicts = {"good": "balanced", "adjust": "adjusted for", "fails": "imbalanced"}
     rows = []
-    for _, row in balance.iterrows():
+    for row in _records(balance):
         name = str(row["label"]) if isinstance(row.get("label"), str) else str(row["variable"])
         level = row.get("level")
         if isinstance(level, str) and level.strip():
@@ -1308,7 +1315,7 @@ def limitations_list(data: RegionData) -> list[str]:
     if balance is not None and "flag" in balance.columns and (balance["flag"].astype(str) == "fails").any():
         failing = balance.loc[balance["flag"].astype(str) == "fails"]
         names = ", ".join(dict.fromkeys(
-            str(r["label"]) if isinstance(r.get("label"), str) else str(r["variable"]) for _, r in failing.iterrows()))
+            str(r["label"]) if isinstance(r.get("label"), str) else str(r["variable"]) for r in _records(failing)))
         items.append(f"<strong>Groups differed at baseline</strong> by more than a quarter of a standard "
                      f"deviation on: {html.escape(names)}. Adjustment cannot fully remove differences this large.")
     power = power_sentence(data.table("power"))
@@ -1349,9 +1356,9 @@ def _table_html(table: pd.DataFrame, caption: str, *, note: str = "",
                          else f'<td colspan="{span}"></td>' for label, span in column_groups)
         head = f"{groups}</tr><tr>{head}"
     body = []
-    for _, row in table.iterrows():
+    for values in table.values.tolist():  # the values DataFrame.iterrows() gives, without a Series per row
         cells = []
-        for i, (column, value) in enumerate(row.items()):
+        for i, (column, value) in enumerate(zip(table.columns, values)):
             text = html.escape("" if value is None or (isinstance(value, float) and math.isnan(value))
                                else str(value))
             cls = ' class="num"' if column in numeric else ""
@@ -1509,7 +1516,7 @@ def headline(data: RegionData):
 
 def _forest_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
     out = []
-    for _, r in rows.iterrows():
+    for r in _records(rows):
         usable = effect_direction(r) is not None
         short = _ESTIMATOR_SHORT.get(str(r["estimator"]), str(r["estimator"]))
         digits = 2 if str(r.get("outcome")) in ("haz", "waz", "whz", "baz", "kling_index") else 1
@@ -1845,7 +1852,7 @@ def love_plot(data: RegionData, number: int | None = None):
         return _html("")
     frame["name"] = [(str(r["label"]) if isinstance(r.get("label"), str) else str(r["variable"]))
                      + (f": {r['level']}" if isinstance(r.get("level"), str) and r["level"].strip() else "")
-                     for _, r in frame.iterrows()]
+                     for r in _records(frame)]
     frame["abs_smd"] = frame["smd"].astype(float).abs()
     frame = frame.sort_values("abs_smd")
     fig, ax = _new_figure(4.6, 1.3 + 0.3 * len(frame))
