@@ -81,7 +81,7 @@ def _adjusted(frame: pd.DataFrame, value: str, numeric: list[str], categorical: 
     if data.empty or data["partnered"].nunique() < 2:
         return np.nan, np.nan, np.nan
     X, names = design_matrix(data, ["partnered", *numeric], categorical)
-    clusters = data["centre_id"].to_numpy() if clustered else None
+    clusters = data["centre_id"] if clustered else None
     fit = fit_linear(data[value].to_numpy(dtype="float64"), X, names, clusters)
     if "partnered" not in fit.names or fit.n_obs - fit.rank < 1 or fit.n_clusters < 2:
         return np.nan, np.nan, np.nan
@@ -247,7 +247,7 @@ def balance_joint_test(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFra
         else:
             X, names = design_matrix(data, variables)
             fit = fit_linear(data["partnered"].to_numpy(dtype="float64"), X, names,
-                             data["centre_id"].to_numpy() if clustered else None)
+                             data["centre_id"] if clustered else None)
             statistic, q, df2, note = _wald_f(fit, variables)
             p = float(stats.f.sf(statistic, q, df2)) if np.isfinite(statistic) else np.nan
             row.update(statistic=statistic, df1=q, df2=df2, p_value=p, n_obs=fit.n_obs, note=note)

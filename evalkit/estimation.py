@@ -501,6 +501,8 @@ def _rows_from_fit(fit: LinearFit, coef: str, common: dict, inferences: Iterable
                      f"{boot.n_clusters} clusters (seed {seed}); p-value and 95% interval by test inversion; "
                      "no standard error.")
         else:
+            if inference == "CR2" and fit.n_clusters > rules["cr2_max_clusters"]:
+                continue  # CR2 ≈ CR1 with this many clusters (see rules/estimation.yml)
             values = fit.coef_test(coef, inference, alpha=rules["alpha"])
             if inference == "CR2" and values["df"] < 1:
                 out.extend(_not_estimable(common, [inference], (
@@ -553,7 +555,7 @@ def ancova_from_frame(frame: pd.DataFrame, *, region: str, outcome: str = "elom_
         return _one_or_many(_not_estimable(common, inferences, reason), inference)
     X, names = design_matrix(frame, ["partnered", *extra_numeric, "baseline", "age_months"],
                              ["sex", "setting", *extra_categorical])
-    fit = fit_linear(frame["y"].to_numpy(), X, names, frame["centre_id"].to_numpy())
+    fit = fit_linear(frame["y"].to_numpy(), X, names, frame["centre_id"])
     if coef not in fit.names:
         reason = f"The {coef} term is collinear with the other terms in this subgroup."
         return _one_or_many(_not_estimable(common, inferences, reason), inference)
@@ -611,7 +613,7 @@ def did_from_frame(frame: pd.DataFrame, *, region: str, outcome: str = "elom_tot
     if reason:
         return _one_or_many(_not_estimable(common, inferences, reason), inference)
     X, names = design_matrix(frame, ["endline", "partnered_x_endline", "age_months"], ["sex"], intercept=False)
-    fit = fit_linear(frame["y"].to_numpy(), X, names, frame["centre_id"].to_numpy(), absorb_clusters=True)
+    fit = fit_linear(frame["y"].to_numpy(), X, names, frame["centre_id"], absorb_clusters=True)
     reps = _rules()["inference"]["bootstrap_reps"] if bootstrap_reps is None else bootstrap_reps
     rows = _rows_from_fit(fit, "partnered_x_endline", common, inferences, sd=baseline_sd, seed=seed, reps=reps,
                           notes={"CR1": _few_centres_note(n_part, n_comp)})
@@ -672,7 +674,7 @@ def regression_adjustment_from_frame(frame: pd.DataFrame, *, region: str, outcom
     if level == "child":
         X, names = design_matrix(frame, ["partnered", "age_months"],
                                  ["sex", "setting", *centre_covariates, *extra_categorical])
-        clusters = frame["centre_id"].to_numpy()
+        clusters = frame["centre_id"]
     else:
         X, names = design_matrix(frame, ["partnered"], ["setting", *centre_covariates, *extra_categorical])
         clusters = None
@@ -765,7 +767,7 @@ def ipw_from_frame(frame: pd.DataFrame, scored: pd.DataFrame, *, region: str, ou
         return _one_or_many(_not_estimable(common, inferences, reason or "No propensity score."), inference)
     note, warning = _weighting_note(summary)
     X, names = design_matrix(data, ["partnered"])
-    clusters = data["centre_id"].to_numpy() if level == "child" else None
+    clusters = data["centre_id"] if level == "child" else None
     fit = fit_linear(data["y"].to_numpy(), X, names, clusters, weights=data["weight_att"].to_numpy())
     reps = _rules()["inference"]["bootstrap_reps"] if bootstrap_reps is None else bootstrap_reps
     first = "CR1" if level == "child" else "HC1"
@@ -819,7 +821,7 @@ def aipw_from_frame(frame: pd.DataFrame, scored: pd.DataFrame, *, region: str, o
     Z = (Z - Z[treated].mean(axis=0)) * (~treated)[:, None]
     X = np.column_stack([np.ones(len(data)), data["partnered"].to_numpy(dtype="float64"), Z])
     names = ["(Intercept)", "partnered", *(f"comparison_x_{n}" for n in znames)]
-    clusters = data["centre_id"].to_numpy() if level == "child" else None
+    clusters = data["centre_id"] if level == "child" else None
     fit = fit_linear(data["y"].to_numpy(dtype="float64"), X, names, clusters,
                      weights=data["weight_att"].to_numpy(dtype="float64"))
     reps = _rules()["inference"]["bootstrap_reps"] if bootstrap_reps is None else bootstrap_reps
@@ -1107,8 +1109,8 @@ def estimate_region(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame 
     centre-level outcomes get regression adjustment, IPW and AIPW under HC1, CR2 and the
     bootstrap. Then the heterogeneity and dose rows of the primary outcome, warning codes,
     BH and sharpened q-values over the family and ``is_primary``. The primary row equals
-    :func:`estimate_ancova` (CR1) exactly. The bootstrap rows are left out for a model with
-    more than ``bootstrap_max_clusters`` (rules: 1,000) clusters. ``estimators`` and
+    :func:`estimate_ancova` (CR1) exactly. The bootstrap and CR2 rows are left out for a model
+    with more than ``bootstrap_max_clusters`` / ``cr2_max_clusters`` (rules: 1,000) clusters. ``estimators`` and
     ``heterogeneity`` narrow the work for very large data (the primary row is always there).
     """
     data = child_outcomes.loc[child_outcomes["region"] == region]
