@@ -7,6 +7,7 @@ prepared data.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import platform
 import re
@@ -25,7 +26,7 @@ from .config import DATA_RAW, REPORTS
 from .errors import InputError
 from .export import write_results_workbook
 from .balance import balance_joint_test, balance_table
-from .estimation import ESTIMATE_COLUMNS, estimate_national, estimate_region
+from .estimation import ESTIMATE_COLUMNS, NATIONAL, estimate_national, estimate_region
 from .power import power_table
 from .propensity import overlap_table
 from .indicators import build_child_outcomes, centre_outcomes, region_indicators
@@ -72,6 +73,8 @@ class Prepared:
     input_hashes: dict[str, str]
     regions: list[str]
     timings: dict[str, float] = field(default_factory=dict)
+    #: each region's own estimation and balance/power seconds (in its worker process)
+    analysis_seconds: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def results_tables(self) -> dict[str, pd.DataFrame]:
         """The tidy tables written to ``results/<name>.csv``."""
@@ -91,8 +94,13 @@ class RunResult:
     cached: bool = False
 
 
-def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | None = None) -> Prepared:
-    """Run every data stage once: read, clean, derive treatment, indicators, estimates."""
+def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | None = None,
+            jobs: int | None = None) -> Prepared:
+    """Run every data stage once: read, clean, derive treatment, indicators, estimates.
+
+    The regions' estimates, balance, power and overlap tables are computed in ``jobs``
+    processes at once (default: the number of cores).
+    """
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     raw = read_data_folder(Path(data_dir))
@@ -102,6 +110,7 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
     # The codebook's missing codes and ranges apply only through raw.rules.
     clean = clean_all(raw.tables, rules=raw.rules)
     validate_clean_tables(clean.tables, raw.rules)
+    raw.tables.clear()  # the text tables are not needed again: free them before the analysis
     timings["clean"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -118,6 +127,7 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
                                         as_of=_data_date(tables))
     timings["indicators"] = time.perf_counter() - t0
 
+    clean.tables.clear()  # everything below works on the child outcomes and centre tables
     available = sorted(outcomes["region"].dropna().astype(str).unique())
     if not available:
         raise InputError(raw.files["child_assessments"], "no child assessments remain after cleaning")
@@ -131,20 +141,17 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
         chosen = available
 
     t0 = time.perf_counter()
-    in_chosen = outcomes.loc[outcomes["region"].isin(chosen)]
-    frames = [estimate_region(outcomes, centres_out, region) for region in chosen]
-    if len(chosen) > 1:
-        frames.append(estimate_national(in_chosen, centres_out.loc[centres_out["region"].isin(chosen)]))
+    work = ([NATIONAL] if len(chosen) > 1 else []) + chosen  # the largest piece first
+    pieces = dict(zip(work, _map_analysis(work, outcomes, centres_out, chosen, jobs=jobs)))
+    frames = [pieces[region]["estimates"] for region in chosen] + ([pieces[NATIONAL]["estimates"]]
+                                                                    if len(chosen) > 1 else [])
     estimates = pd.concat(frames, ignore_index=True)
     estimates = estimates[[*ESTIMATE_COLUMNS, *[c for c in estimates.columns if c not in ESTIMATE_COLUMNS]]]
-    timings["estimate"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    balance = pd.concat([balance_table(outcomes, centres_out, region) for region in chosen], ignore_index=True)
-    balance_joint = pd.concat([balance_joint_test(outcomes, centres_out, region) for region in chosen],
-                              ignore_index=True)
-    power = pd.concat([power_table(outcomes, region) for region in chosen], ignore_index=True)
-    overlap = pd.concat([overlap_table(outcomes, centres_out, region) for region in chosen], ignore_index=True)
-    timings["balance_power"] = time.perf_counter() - t0
+    # wall-clock time of the estimates, balance, power and overlap of all regions (run side by side)
+    timings["analysis"] = time.perf_counter() - t0
+    balance, balance_joint, power, overlap = (
+        pd.concat([pieces[region][name] for region in chosen], ignore_index=True)
+        for name in ("balance", "balance_joint", "power", "overlap"))
     indicators = region_indicators(outcomes.loc[outcomes["region"].isin(chosen)])
 
     def keep_chosen(frame: pd.DataFrame) -> pd.DataFrame:
@@ -156,7 +163,47 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
                     balance_joint=balance_joint, power=power, overlap=overlap,
                     satisfaction=keep_chosen(satisfaction), scorecard=keep_chosen(scorecard),
                     milestones=keep_chosen(milestones), log=clean.log, row_counts=clean.row_counts,
-                    input_hashes=raw.hashes, regions=chosen, timings=timings)
+                    input_hashes=raw.hashes, regions=chosen, timings=timings,
+                    analysis_seconds={region: pieces[region]["seconds"] for region in work})
+
+
+_SHARED: dict = {}
+
+
+def _analyse(region: str) -> dict:
+    """Estimates, balance, power and overlap of one region (or the pooled national estimate)."""
+    outcomes, centres, chosen = _SHARED["outcomes"], _SHARED["centres"], _SHARED["chosen"]
+    t0 = time.perf_counter()
+    if region == NATIONAL:
+        in_chosen = outcomes.loc[outcomes["region"].isin(chosen)]
+        estimates = estimate_national(in_chosen, centres.loc[centres["region"].isin(chosen)])
+        return {"estimates": estimates, "seconds": {"estimate": time.perf_counter() - t0}}
+    estimates = estimate_region(outcomes, centres, region)
+    t1 = time.perf_counter()
+    piece = {"estimates": estimates, "balance": balance_table(outcomes, centres, region),
+             "balance_joint": balance_joint_test(outcomes, centres, region),
+             "power": power_table(outcomes, region), "overlap": overlap_table(outcomes, centres, region)}
+    piece["seconds"] = {"estimate": t1 - t0, "balance_power": time.perf_counter() - t1}
+    return piece
+
+
+def _map_analysis(work: list[str], outcomes: pd.DataFrame, centres: pd.DataFrame, chosen: list[str], *,
+                  jobs: int | None) -> list[dict]:
+    """:func:`_analyse` for every region, in ``jobs`` forked processes where the platform forks.
+
+    The regions are independent (each region's bootstrap is seeded by its name), so the
+    results are the same however they are shared out; the children read the prepared tables
+    from the parent's memory (copy-on-write) and send back only the small result tables.
+    """
+    jobs = max(1, min(jobs or os.cpu_count() or 1, len(work)))
+    _SHARED.update(outcomes=outcomes, centres=centres, chosen=chosen)
+    try:
+        if jobs == 1 or "fork" not in multiprocessing.get_all_start_methods():
+            return [_analyse(region) for region in work]
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            return pool.map(_analyse, work, chunksize=1)
+    finally:
+        _SHARED.clear()
 
 
 def _data_date(tables: dict[str, pd.DataFrame]) -> pd.Timestamp | None:
@@ -247,7 +294,7 @@ def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, 
                 use_cache, previous, fingerprint, run_key, parameters, started, t_start, progress,
                 render_mod, executor="local", scheduler=None, timeout=600) -> RunResult:
     progress(f"Reading and preparing {data_dir} ...")
-    prepared = prepare(data_dir, level=level, regions=regions)
+    prepared = prepare(data_dir, level=level, regions=regions, jobs=jobs)
     staged_out = stage.open()
     staged_processed = stage_processed.open()
 
@@ -273,6 +320,8 @@ def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, 
         "packages": _package_versions(),
         "machine": {"platform": platform.platform(), "processor": platform.machine()},
         "timings_seconds": {k: round(v, 3) for k, v in prepared.timings.items()},
+        "analysis_seconds_by_region": {region: {k: round(v, 3) for k, v in seconds.items()}
+                                       for region, seconds in prepared.analysis_seconds.items()},
         "regions": status,
         "cache": {"run_key": run_key, "fingerprint": fingerprint, "regions": region_keys},
         "complete": False,
