@@ -46,7 +46,8 @@ sample: install
 # Speed and scale figures (medians in one run), appended to benchmarks/RESULTS.md.
 bench: install
 	$(PY) benchmarks/zscore_throughput.py | tee -a benchmarks/RESULTS.md
-	$(PY) benchmarks/batch.py
+	$(PY) benchmarks/batch.py --skip-million
+	$(PY) benchmarks/million_rows.py
 
 clean:
 	rm -rf reports data/processed/*.parquet .pytest_cache
