@@ -472,6 +472,10 @@ def serve() -> None:
             for line in lines:
                 if line.strip():
                     request = json.loads(line)
+                    # The run's shared tables are parsed here once (a stat per file afterwards), so
+                    # that every region forked from now on starts with them; frozen like the rest.
+                    render_mod.preload(request["job"]["output_dir"])
+                    gc.freeze()
                     pid = _fork_region(request["job"], close=(proto_in, proto_out, wake_r, wake_w))
                     children[pid] = request["id"]
                     send({"id": request["id"], "pid": pid})

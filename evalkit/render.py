@@ -34,7 +34,7 @@ import pandas as pd
 from . import reporting
 from .config import PROJECT_ROOT, REGIONAL_NOTEBOOK, REPORT_TEMPLATE, TEMPLATES
 
-__all__ = ["RegionRender", "record_failure", "render_region_report", "render_reports", "warm_up",
+__all__ = ["RegionRender", "preload", "record_failure", "render_region_report", "render_reports", "warm_up",
            "write_index"]
 
 Status = Literal["ok", "not_estimable", "failed"]
@@ -158,7 +158,7 @@ def _validate(region: str, output_dir: Path, processed_dir: Path,
         raise _RenderError("The prepared child data (child_outcomes.parquet) was not found.",
                            f"not found: {outcomes}")
     try:
-        estimates = pd.read_csv(estimates_path)
+        estimates = reporting.read_shared_csv(estimates_path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file gets the same plain reason
         raise _RenderError("The results table (results/estimates.csv) could not be read.",
                            f"{type(exc).__name__}: {exc}") from exc
@@ -666,6 +666,17 @@ def _longest_first(work: list, output_dir: Path) -> list:
     except Exception:  # noqa: BLE001 - only an ordering hint; each region reports its own problem
         return work
     return sorted(work, key=lambda job: not estimated[job.slug])
+
+
+def preload(output_dir: str | Path) -> None:
+    """Parse a run's tables that every region reads, once, before its regions are forked.
+
+    See :func:`evalkit.reporting.preload_shared`; never fails (a region reports its own problems).
+    """
+    try:
+        reporting.preload_shared(Path(output_dir))
+    except Exception:  # noqa: BLE001 - an optimisation only
+        pass
 
 
 def warm_up() -> None:

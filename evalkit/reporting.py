@@ -49,6 +49,8 @@ __all__ = [
     "RegionNotFoundError",
     "load_region",
     "read_results_table",
+    "read_shared_csv",
+    "preload_shared",
     "evalkit_version",
     "is_whole_region",
     "primary_row",
@@ -201,7 +203,8 @@ class RegionData:
         The region's rows of ``child_outcomes.parquet`` (no ``child_id``), with an
         ``arm`` column ("Partnered" / "Comparison").
     cleaning_log : DataFrame or None
-        The run's cleaning log (all regions), or None when the file is missing.
+        The run's cleaning log (all regions), or None when the file is missing or
+        not needed (the run wrote ``results/data_quality.csv``, which summarises it).
     manifest : dict or None
         ``run_manifest.json``, or None when the file is missing.
     results : dict
@@ -277,7 +280,7 @@ def load_region(region: str, output_dir: str | Path, processed_dir: str | Path) 
         When the region has no row in the estimates.
     """
     output_dir, processed_dir = _from_project_root(output_dir), _from_project_root(processed_dir)
-    estimates = pd.read_csv(output_dir / _ESTIMATES)
+    estimates = read_shared_csv(output_dir / _ESTIMATES)
     rows = estimates.loc[estimates["region"].astype(str) == region].copy()
     if rows.empty:
         raise RegionNotFoundError(f"{region!r} has no row in {output_dir / _ESTIMATES}")
@@ -286,13 +289,14 @@ def load_region(region: str, output_dir: str | Path, processed_dir: str | Path) 
 
     children = _read_children(processed_dir / _CHILD_OUTCOMES, region)
 
+    results = {name: read_results_table(output_dir, name, region) for name in RESULT_TABLES}
+    # The data-quality table summarises the cleaning log: the log (one row per change, all regions)
+    # is only read when the run has no summary.
     log_path = output_dir / _CLEANING_LOG
-    cleaning_log = (pd.read_csv(log_path, dtype=str, keep_default_na=False,
-                                usecols=lambda c: c in {"table", "rule", "action"})
-                    if log_path.exists() else None)
+    cleaning_log = (_read_cleaning_log(log_path)
+                    if results.get("data_quality") is None and log_path.exists() else None)
     manifest_path = output_dir / _MANIFEST
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else None
-    results = {name: read_results_table(output_dir, name, region) for name in RESULT_TABLES}
     return RegionData(region=region, estimates=rows, children=children,
                       cleaning_log=cleaning_log, manifest=manifest, results=results)
 
@@ -306,13 +310,68 @@ def read_results_table(output_dir: str | Path, name: str, region: str | None = N
     path = _from_project_root(output_dir) / "results" / f"{name}.csv"
     if not path.is_file():
         return None
-    frame = pd.read_csv(path)
+    frame = read_shared_csv(path)
     if region is not None and "region" in frame.columns:
         keep = frame["region"].astype(str) == region
         if "scope" in frame.columns:
             keep |= frame["scope"].astype(str).str.lower() == "national"
         frame = frame.loc[keep].reset_index(drop=True)
     return frame
+
+
+def _read_cleaning_log(path: Path) -> pd.DataFrame:
+    return pd.read_csv(path, dtype=str, keep_default_na=False, usecols=lambda c: c in {"table", "rule", "action"})
+
+
+#: Tables every region of a run reads, parsed once (see :func:`preload_shared`): path → (file state, frame).
+_SHARED: dict[str, tuple[tuple[int, int, int], pd.DataFrame]] = {}
+_SHARED_FOR: str | None = None
+
+
+def _file_state(path: Path) -> tuple[int, int, int]:
+    state = path.stat()
+    return state.st_mtime_ns, state.st_size, state.st_ino
+
+
+def read_shared_csv(path: str | Path) -> pd.DataFrame:
+    """``pd.read_csv(path)``, from the copy :func:`preload_shared` parsed while the file is unchanged.
+
+    Every region's report reads the same run-wide tables (all regions' estimates, the
+    results tables); a process that renders many regions parses them once and the
+    regions' processes, forked from it, start with them. A file changed since (time,
+    size or inode) is read again. The frame returned is the caller's own (copy-on-write).
+    """
+    path = Path(path)
+    kept = _SHARED.get(str(path))
+    if kept is not None:
+        try:
+            if kept[0] == _file_state(path):
+                return kept[1].copy(deep=False)
+        except OSError:
+            pass
+    return pd.read_csv(path)
+
+
+def preload_shared(output_dir: str | Path) -> int:
+    """Parse the run-wide tables of ``output_dir`` once for :func:`read_shared_csv`; returns how many.
+
+    Called by the region server before it forks a run's regions. Only the latest run's
+    tables are kept. A file that cannot be read is left to the report, which says why.
+    """
+    global _SHARED_FOR
+    output_dir = _from_project_root(output_dir)
+    paths = [output_dir / _ESTIMATES] + [output_dir / "results" / f"{name}.csv" for name in RESULT_TABLES]
+    if _SHARED_FOR != str(output_dir):
+        _SHARED.clear()
+        _SHARED_FOR = str(output_dir)
+    for path in paths:
+        try:
+            state = _file_state(path)
+            if _SHARED.get(str(path), (None,))[0] != state:
+                _SHARED[str(path)] = (state, pd.read_csv(path))
+        except Exception:  # noqa: BLE001 - missing or unreadable: the report reads it itself and says why
+            _SHARED.pop(str(path), None)
+    return len(_SHARED)
 
 
 def _from_project_root(path: str | Path) -> Path:

@@ -238,6 +238,40 @@ def test_load_region_reads_one_region_without_child_ids(prepared):
         load_region("Atlantis", out, processed)
 
 
+def test_cleaning_log_is_read_only_when_the_run_has_no_data_quality_summary(prepared):
+    out, processed = prepared
+    pd.DataFrame({"table": ["children"] * 3, "rule": ["age_range", "age_range", "dup"],
+                  "action": ["dropped", "flagged", "dropped"], "child_id": ["SECRET-1"] * 3}).to_csv(
+        out / "cleaning_log.csv", index=False)
+    data = load_region("Gauteng", out, processed)
+    assert list(data.cleaning_log.columns) == ["table", "rule", "action"] and len(data.cleaning_log) == 3
+    pd.DataFrame({"table": ["children"], "action": ["dropped"], "rule": ["dup"], "n_rows": [2]}).to_csv(
+        out / "results" / "data_quality.csv", index=False)
+    data = load_region("Gauteng", out, processed)
+    assert data.cleaning_log is None and data.table("data_quality")["n_rows"].tolist() == [2]
+    assert "dropped 2 records" in reporting.data_quality_table(data)._repr_html_()
+
+
+def test_shared_tables_are_parsed_once_and_read_again_when_the_file_changes(prepared, monkeypatch):
+    out, processed = prepared
+    path = out / "results" / "estimates.csv"
+    assert reporting.preload_shared(out) == 1  # only estimates.csv exists among the run-wide tables
+    reads = []
+    real_read_csv = pd.read_csv
+    monkeypatch.setattr(pd, "read_csv", lambda *a, **k: reads.append(a[0]) or real_read_csv(*a, **k))
+    first = reporting.read_shared_csv(path)
+    first.loc[0, "estimate"] = -99.0  # a caller's change stays in the caller's copy
+    again = load_region("Gauteng", out, processed)
+    assert reads == [] and -99.0 not in reporting.read_shared_csv(path)["estimate"].tolist()
+    assert again.estimates["estimate"].tolist() == real_read_csv(path).query("region == 'Gauteng'")[
+        "estimate"].tolist()
+    changed = real_read_csv(path).assign(estimate=7.5)
+    changed.to_csv(path, index=False)
+    assert reporting.read_shared_csv(path)["estimate"].tolist() == [7.5] * 3 and reads == [path]
+    reporting.preload_shared(out / "elsewhere")  # another run: the first run's tables are let go
+    assert reporting._SHARED == {}
+
+
 def test_sections_render_with_alt_text_and_no_personal_data(prepared):
     out, processed = prepared
     data = load_region("Gauteng", out, processed)
