@@ -187,6 +187,23 @@ def _analyse(region: str) -> dict:
     return piece
 
 
+def _with_categories(outcomes: pd.DataFrame, centres: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The analysis tables with their key text columns as categoricals.
+
+    Every model frame selects, merges, groups and factorises these columns many times; as
+    categoricals (centre ids sharing one sorted dtype across both tables, so merges stay on
+    codes) that costs about a third less at national scale, and every number is unchanged
+    (the categories sort as the text does; ``tests/test_determinism.py``).
+    """
+    ids = pd.CategoricalDtype(sorted(set(outcomes["centre_id"].dropna()) | set(centres["centre_id"].dropna())))
+    outcomes = outcomes.astype({"centre_id": ids, **{c: "category" for c in _CATEGORY_COLUMNS if c in outcomes}})
+    centres = centres.astype({"centre_id": ids, **{c: "category" for c in ("setting", "region") if c in centres}})
+    return outcomes, centres
+
+
+_CATEGORY_COLUMNS = ("child_id", "sex", "setting", "region", "wave")
+
+
 def _map_analysis(work: list[str], outcomes: pd.DataFrame, centres: pd.DataFrame, chosen: list[str], *,
                   jobs: int | None) -> list[dict]:
     """:func:`_analyse` for every region, in ``jobs`` forked processes where the platform forks.
@@ -196,6 +213,7 @@ def _map_analysis(work: list[str], outcomes: pd.DataFrame, centres: pd.DataFrame
     from the parent's memory (copy-on-write) and send back only the small result tables.
     """
     jobs = max(1, min(jobs or os.cpu_count() or 1, len(work)))
+    outcomes, centres = _with_categories(outcomes, centres)
     _SHARED.update(outcomes=outcomes, centres=centres, chosen=chosen)
     try:
         if jobs == 1 or "fork" not in multiprocessing.get_all_start_methods():
