@@ -29,6 +29,8 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .config import TABLES, load_rules
 
@@ -69,6 +71,7 @@ SATISFACTION_ITEMS = (
     "sat_overall",
 )
 
+_ARROW_STR = pd.StringDtype("pyarrow", na_value=np.nan)  # pandas' default ``str`` dtype
 _SEVERITY_BY_ACTION = {"dropped": "error", "flagged": "warning", "changed": "info"}
 _FORMULA_START = ("=", "+", "-", "@")
 _DECIMAL_FORM = r"^[+-]?(?:\d*[.,]\d*(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)$"
@@ -81,9 +84,23 @@ def formula_safe(values: pd.Series) -> pd.Series:
     A cell starting with ``=``, ``+``, ``-`` or ``@`` becomes a formula in Excel or
     LibreOffice (OWASP "CSV injection"); ``-99`` is a number, not a formula.
     """
-    text = values.astype("object").where(values.notna(), "").astype(str)
-    risky = text.str.startswith(_FORMULA_START) & ~text.str.match(_PLAIN_NUMBER)
-    return text.where(~risky, "'" + text)
+    text = _blank_missing_text(values)
+    # The regex runs only on the few values that start like a formula.
+    risky = text.str.startswith(_FORMULA_START).to_numpy(dtype=bool, copy=True)
+    if risky.any():
+        risky[risky] = ~text[risky].str.match(_PLAIN_NUMBER).to_numpy(dtype=bool)
+    if not risky.any():
+        return text
+    out = text.copy()
+    out[risky] = "'" + text[risky]
+    return out
+
+
+def _blank_missing_text(values: pd.Series) -> pd.Series:
+    """Values as ``str`` with missing values as ``""`` (text columns without a detour through objects)."""
+    if values.dtype == _ARROW_STR:
+        return values.fillna("") if values.hasnans else values.copy()
+    return values.astype("object").where(values.notna(), "").astype(str)
 
 
 class CleaningLog:
@@ -120,54 +137,61 @@ class CleaningLog:
         ``old``, ``new`` and ``reason`` are either one value for every row or a
         Series aligned with ``frame``.
         """
-        mask = np.asarray(mask, dtype=bool)
-        n = int(mask.sum())
+        positions = np.flatnonzero(np.asarray(mask, dtype=bool))
+        n = len(positions)
         if n == 0:
             return 0
-        rows = frame.loc[mask]
         part = pd.DataFrame(
             {
                 "table": table,
-                "record_id": self._record_id(table, rows),
-                "row": rows.index.to_numpy() + 1,
+                "record_id": self._record_id(table, frame, positions),
+                "row": frame.index.to_numpy()[positions] + 1,
                 "column": column,
-                "old_value": _as_text(old, mask),
-                "new_value": _as_text(new, mask),
+                "old_value": _as_text(old, positions, len(frame)),
+                "new_value": _as_text(new, positions, len(frame)),
                 "rule": rule,
                 "action": action,
-                "reason": _as_text(reason, mask),
+                "reason": _as_text(reason, positions, len(frame)),
             }
         )
         self._parts.append(part)
         return n
 
-    def _record_id(self, table: str, rows: pd.DataFrame) -> np.ndarray:
-        keys = [k for k in self._keys.get(table, ()) if k in rows.columns]
+    def _record_id(self, table: str, frame: pd.DataFrame, positions: np.ndarray) -> Any:
+        keys = [k for k in self._keys.get(table, ()) if k in frame.columns]
         if not keys:
-            return np.full(len(rows), "", dtype=object)
-        text = _format_series(rows[keys[0]])
+            return np.full(len(positions), "", dtype=object)
+        text = _format_series(frame[keys[0]].iloc[positions])
         for key in keys[1:]:
-            text = text + "/" + _format_series(rows[key])
-        return text.to_numpy()
+            text = text + "/" + _format_series(frame[key].iloc[positions])
+        return _column_values(text)
 
     def to_frame(self) -> pd.DataFrame:
         """The log as one table with :data:`LOG_COLUMNS`; text that could run as a formula is quoted."""
         if not self._parts:
             return pd.DataFrame({c: pd.Series(dtype="int64" if c == "row" else "str") for c in LOG_COLUMNS})
         frame = pd.concat(self._parts, ignore_index=True)
-        frame["severity"] = frame["rule"].map(self._severity).fillna(frame["action"].map(_SEVERITY_BY_ACTION))
+        # Rules and actions are a handful of distinct values: each is looked up once.
+        by_rule, by_action = _Distinct.of(frame["rule"]), _Distinct.of(frame["action"])
+        frame["severity"] = by_rule.spread(by_rule.values.map(self._severity)).fillna(
+            by_action.spread(by_action.values.map(_SEVERITY_BY_ACTION)))
         for column in ("record_id", "old_value", "new_value"):
             frame[column] = formula_safe(frame[column])
         return frame[LOG_COLUMNS]
 
 
-def _as_text(value: Any, mask: np.ndarray) -> Any:
+def _as_text(value: Any, positions: np.ndarray, n_rows: int) -> Any:
     if value is None:
         return ""
     if isinstance(value, pd.Series):
-        selected = value.loc[mask] if len(value) == len(mask) else value
-        return _format_series(selected).to_numpy()
+        selected = value.iloc[positions] if len(value) == n_rows else value
+        return _column_values(_format_series(selected))
     return value
+
+
+def _column_values(text: pd.Series) -> Any:
+    """The values of a text Series for a log column: ``str`` arrays as they are (no detour through objects)."""
+    return text.array if text.dtype == _ARROW_STR else text.to_numpy()
 
 
 def _format_series(values: pd.Series) -> pd.Series:
@@ -179,7 +203,7 @@ def _format_series(values: pd.Series) -> pd.Series:
     if pd.api.types.is_float_dtype(values):
         text = values.astype(str).str.replace(r"\.0$", "", regex=True)
         return text.astype("object").where(values.notna(), "")
-    return values.astype("object").where(values.notna(), "").astype(str)
+    return _blank_missing_text(values)
 
 
 @dataclass(frozen=True)
@@ -196,6 +220,40 @@ class CleanData:
     row_counts: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: For each clean table, the input row (1-based, as in the log's ``row``) of every clean row.
     source_rows: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------- distinct values
+
+
+@dataclass(frozen=True)
+class _Distinct:
+    """A column as its distinct values and, per row, the position of its value among them.
+
+    Every rule of the cleaner is a function of the value alone, so it runs once per distinct
+    value (a score column of a million rows has about two thousand) and is spread to the rows.
+    A missing value is a distinct value of its own, so rules see it as they would per row.
+    """
+
+    text: pd.Series
+    codes: np.ndarray
+    values: pd.Series
+
+    @classmethod
+    def of(cls, text: pd.Series) -> "_Distinct":
+        if text.dtype != _ARROW_STR:
+            # Factorising objects would merge None with NaN and 1 with "1" and True: every row is its own value.
+            return cls(text, np.arange(len(text)), text.reset_index(drop=True))
+        codes, uniques = pd.factorize(text, use_na_sentinel=False)
+        return cls(text, codes, pd.Series(uniques, dtype=text.dtype, name=text.name))
+
+    def spread(self, per_value: pd.Series | np.ndarray, name: Any = None) -> pd.Series:
+        """Per-row Series of a per-distinct-value result, on the column's index."""
+        taken = per_value.array.take(self.codes) if isinstance(per_value, pd.Series) else per_value[self.codes]
+        return pd.Series(taken, index=self.text.index, name=name, dtype=per_value.dtype, copy=False)
+
+    def rows(self, per_value: pd.Series | np.ndarray) -> np.ndarray:
+        """Per-row boolean mask of a per-distinct-value mask."""
+        return np.asarray(per_value, dtype=bool)[self.codes]
 
 
 # --------------------------------------------------------------------------- keys
@@ -253,8 +311,13 @@ def parse_dates(values: pd.Series, formats: list[str] | None = None) -> pd.Serie
 
 def _parse_dates_by_format(values: pd.Series, formats: list[str]) -> tuple[pd.Series, np.ndarray]:
     """Parsed dates and, per value, the position in ``formats`` of the format that read it (-1: none)."""
-    text = values.astype(str).str.strip()
-    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[ns]")
+    distinct = _Distinct.of(values.astype(str).str.strip())
+    parsed, which = _parse_distinct_dates(distinct.values, formats)
+    return distinct.spread(parsed), which[distinct.codes]
+
+
+def _parse_distinct_dates(text: pd.Series, formats: list[str]) -> tuple[pd.Series, np.ndarray]:
+    parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     which = np.full(len(text), -1, dtype=np.int16)
     todo = (text != "").to_numpy(dtype=bool, copy=True)
     for position, fmt in enumerate(formats):
@@ -291,6 +354,16 @@ def missing_code_reasons(text: pd.Series, rules: dict | None = None,
     numeric codes also match their decimal forms (``-99.0``, ``-99,0``).
     ``numbers`` may pass the column already read as numbers, to save reading it again.
     """
+    distinct = _Distinct.of(text)
+    if numbers is not None:
+        # The number of each distinct value: that of its first row.
+        first = np.empty(len(distinct.values), dtype=np.intp)
+        first[distinct.codes[::-1]] = np.arange(len(distinct.codes) - 1, -1, -1)
+        numbers = pd.Series(numbers.to_numpy()[first])
+    return distinct.spread(_distinct_code_reasons(distinct.values, rules, numbers))
+
+
+def _distinct_code_reasons(text: pd.Series, rules: dict | None, numbers: pd.Series | None) -> pd.Series:
     by_text, by_number = _code_tables(rules or load_rules("cleaning"))
     text = text.astype(str).str.strip()
     upper = text.str.upper()
@@ -315,18 +388,27 @@ def missing_code_reasons(text: pd.Series, rules: dict | None = None,
 # Each converter is f(frame, table, column, log, rules) -> typed Series, logging as it goes.
 
 
+def _isin(values: pd.Series, known: pd.Index) -> np.ndarray:
+    """``values.isin(known)``, by pyarrow for text (pandas' isin of ``str`` values is slow)."""
+    if values.dtype == _ARROW_STR and known.dtype == _ARROW_STR:
+        found = pc.is_in(pa.array(values.array), value_set=pa.array(known.array))
+        return found.to_numpy(zero_copy_only=False).astype(bool)
+    return values.isin(known).to_numpy(dtype=bool)
+
+
 def _text_of(frame: pd.DataFrame, column: str) -> pd.Series:
     if column in frame.columns:
         return frame[column]
     return pd.Series("", index=frame.index, dtype="str")
 
 
-def _log_missing_codes(frame, table, column, text, log, rules, numbers=None) -> pd.Series:
-    """Log the missing codes of ``text`` (blanks are not logged); return the reasons."""
-    reason = missing_code_reasons(text, rules, numbers)
-    coded = (reason.notna() & (text != "")).to_numpy()
-    log.add(table, frame, coded, column=column, old=text, new="", rule="missing_code",
-            action="changed", reason=reason)
+def _log_missing_codes(frame, table, column, distinct: _Distinct, log, rules,
+                       numbers: pd.Series | None = None) -> pd.Series:
+    """Log the missing codes of a column (blanks are not logged); return the reason of each distinct value."""
+    reason = _distinct_code_reasons(distinct.values, rules, numbers)
+    coded = reason.notna() & (distinct.values != "")
+    log.add(table, frame, distinct.rows(coded), column=column, old=distinct.text, new="", rule="missing_code",
+            action="changed", reason=distinct.spread(reason))
     return reason
 
 
@@ -336,46 +418,52 @@ def _as_text_kind(frame, table, column, log, rules) -> pd.Series:
 
 
 def _as_text_with_codes(frame, table, column, log, rules) -> pd.Series:
-    text = _text_of(frame, column)
-    reason = _log_missing_codes(frame, table, column, text, log, rules)
-    return text.where(reason.isna())
+    distinct = _Distinct.of(_text_of(frame, column))
+    reason = _log_missing_codes(frame, table, column, distinct, log, rules)
+    return distinct.text.where(distinct.rows(reason.isna()))
 
 
 def _as_category(frame, table, column, log, rules, *, flag_unknown: bool = True) -> pd.Series:
-    text = _text_of(frame, column)
-    reason = _log_missing_codes(frame, table, column, text, log, rules)
-    mapped = harmonise_category(text, column, rules).where(reason.isna(), pd.NA)
-    changed = mapped.notna() & (mapped.astype(str) != text)
-    log.add(table, frame, changed, column=column, old=text, new=mapped, rule="harmonise_spelling",
-            action="changed")
+    distinct = _Distinct.of(_text_of(frame, column))
+    text = distinct.text
+    reason = _log_missing_codes(frame, table, column, distinct, log, rules)
+    mapped = harmonise_category(distinct.values, column, rules).where(reason.isna(), pd.NA)
+    changed = mapped.notna() & (mapped.astype(str) != distinct.values)
+    mapped_rows = distinct.spread(mapped)
+    log.add(table, frame, distinct.rows(changed), column=column, old=text, new=mapped_rows,
+            rule="harmonise_spelling", action="changed")
     if flag_unknown:
         unknown = mapped.isna() & reason.isna()
-        log.add(table, frame, unknown, column=column, old=text, new="", rule="unknown_category",
+        log.add(table, frame, distinct.rows(unknown), column=column, old=text, new="", rule="unknown_category",
                 action="flagged", reason="not a known value: set missing")
-    return mapped
+    return mapped_rows
 
 
 def _as_province(frame, table, column, log, rules, *, flag_unknown: bool = True) -> pd.Series:
-    text = _text_of(frame, column)
-    province = harmonise_province(text)
-    changed = province.notna() & (province.astype(str) != text)
-    log.add(table, frame, changed, column=column, old=text, new=province, rule="harmonise_province",
-            action="changed")
+    distinct = _Distinct.of(_text_of(frame, column))
+    text = distinct.text
+    province = harmonise_province(distinct.values)
+    changed = province.notna() & (province.astype(str) != distinct.values)
+    province_rows = distinct.spread(province)
+    log.add(table, frame, distinct.rows(changed), column=column, old=text, new=province_rows,
+            rule="harmonise_province", action="changed")
     if flag_unknown:
-        log.add(table, frame, province.isna() & (text != ""), column=column, old=text, new="",
-                rule="unknown_category", action="flagged", reason="not a known province: set missing")
-    return province
+        log.add(table, frame, distinct.rows(province.isna() & (distinct.values != "")), column=column, old=text,
+                new="", rule="unknown_category", action="flagged", reason="not a known province: set missing")
+    return province_rows
 
 
 def _as_moment(frame, table, column, log, rules, *, iso: str) -> pd.Series:
-    text = _text_of(frame, column)
-    reason = _log_missing_codes(frame, table, column, text, log, rules)
-    todo = text.where(reason.isna(), "")
+    distinct = _Distinct.of(_text_of(frame, column))
+    text = distinct.text
+    reason = _log_missing_codes(frame, table, column, distinct, log, rules)
+    # From here on each distinct value is worked on once; the results are spread to the rows.
+    todo = distinct.values.where(reason.isna(), "")
     formats = list(rules["date_formats"])
     parsed, which = _parse_dates_by_format(todo, formats)
 
     serial_range = rules.get("excel_serial_dates")
-    is_serial = np.zeros(len(text), dtype=bool)
+    is_serial = np.zeros(len(todo), dtype=bool)
     if serial_range:
         candidates = (parsed.isna() & todo.str.fullmatch(r"\d{5}(?:\.0+)?")).to_numpy(dtype=bool)
         if candidates.any():
@@ -384,30 +472,37 @@ def _as_moment(frame, table, column, log, rules, *, iso: str) -> pd.Series:
             is_serial[np.flatnonzero(candidates)[serial_days]] = True
             parsed.loc[is_serial] = (pd.Timestamp("1899-12-30")
                                      + pd.to_timedelta(numbers[serial_days], unit="D")).to_numpy()
-            log.add(table, frame, is_serial, column=column, old=text, new=parsed, rule="excel_serial_date",
-                    action="changed", reason="Excel serial day number (days since 1899-12-30)")
+            log.add(table, frame, distinct.rows(is_serial), column=column, old=text, new=distinct.spread(parsed),
+                    rule="excel_serial_date", action="changed",
+                    reason="Excel serial day number (days since 1899-12-30)")
 
     # A date written in another accepted format is a change of form, not of meaning; it is
     # logged so that the audit trail is complete. A value read by the ISO format itself is
     # canonical when it has the ISO length (zero-padded).
     iso_width = len(pd.Timestamp("2000-01-01").strftime(iso))
-    is_iso = (which == formats.index(iso)) if iso in formats else np.zeros(len(text), dtype=bool)
+    is_iso = (which == formats.index(iso)) if iso in formats else np.zeros(len(todo), dtype=bool)
     is_iso &= (todo.str.len() == iso_width).to_numpy()
     reformatted = (which >= 0) & ~is_iso
-    log.add(table, frame, reformatted, column=column, old=text, new=parsed, rule="date_format_to_iso",
-            action="changed")
     bad = parsed.isna().to_numpy() & (todo != "").to_numpy()
-    log.add(table, frame, bad, column=column, old=text, new="", rule="unparseable_date", action="flagged",
-            reason="no accepted date format (day first, never month first): set missing")
+    parsed_rows = distinct.spread(parsed)
+    if reformatted.any():
+        # Each distinct date is written out once for the log.
+        log.add(table, frame, distinct.rows(reformatted), column=column, old=text,
+                new=distinct.spread(_format_series(parsed).astype(str)), rule="date_format_to_iso",
+                action="changed")
+    log.add(table, frame, distinct.rows(bad), column=column, old=text, new="", rule="unparseable_date",
+            action="flagged", reason="no accepted date format (day first, never month first): set missing")
 
     bounds = rules.get("date_ranges", {}).get(column)
     if bounds:
         low, high = (pd.Timestamp(b) for b in bounds)
         outside = (parsed.notna() & ((parsed < low) | (parsed > high))).to_numpy(dtype=bool)
-        log.add(table, frame, outside, column=column, old=parsed, new="", rule="date_out_of_range",
-                action="flagged", reason=f"outside [{bounds[0]}, {bounds[1]}]: set missing")
-        parsed = parsed.mask(outside)
-    return parsed
+        if outside.any():
+            outside_rows = distinct.rows(outside)
+            log.add(table, frame, outside_rows, column=column, old=parsed_rows, new="", rule="date_out_of_range",
+                    action="flagged", reason=f"outside [{bounds[0]}, {bounds[1]}]: set missing")
+            parsed_rows = parsed_rows.mask(outside_rows)
+    return parsed_rows
 
 
 def _as_date(frame, table, column, log, rules) -> pd.Series:
@@ -420,18 +515,20 @@ def _as_datetime(frame, table, column, log, rules) -> pd.Series:
 
 def _as_number(frame, table, column, log, rules, *, whole: bool = False) -> pd.Series:
     """Text → float: missing codes to NA (reason kept), then unit slips and ranges."""
-    text = _text_of(frame, column)
-    has_comma = text.str.contains(",", regex=False)
-    numbers = pd.to_numeric(text.str.replace(",", ".", regex=False), errors="coerce").astype("float64")
-    reason = _log_missing_codes(frame, table, column, text, log, rules, numbers)
+    distinct = _Distinct.of(_text_of(frame, column))
+    text, values_text = distinct.text, distinct.values
+    has_comma = values_text.str.contains(",", regex=False)
+    numbers = pd.to_numeric(values_text.str.replace(",", ".", regex=False), errors="coerce").astype("float64")
+    reason = _log_missing_codes(frame, table, column, distinct, log, rules, numbers)
     coded = reason.notna().to_numpy()
-    values = numbers.mask(coded)
-
     bad_text = numbers.isna().to_numpy() & ~coded
-    log.add(table, frame, bad_text, column=column, old=text, new="", rule="not_a_number", action="flagged",
-            reason="text in a numeric column: set missing")
-    comma = has_comma.to_numpy(dtype=bool) & values.notna().to_numpy()
-    log.add(table, frame, comma, column=column, old=text, new=values, rule="decimal_comma", action="changed")
+    comma = has_comma.to_numpy(dtype=bool) & ~coded & numbers.notna().to_numpy()
+    values = distinct.spread(numbers.mask(coded), name=text.name)
+
+    log.add(table, frame, distinct.rows(bad_text), column=column, old=text, new="", rule="not_a_number",
+            action="flagged", reason="text in a numeric column: set missing")
+    log.add(table, frame, distinct.rows(comma), column=column, old=text, new=values, rule="decimal_comma",
+            action="changed")
     if whole:
         fraction = (values.notna() & (values % 1 != 0)).to_numpy(dtype=bool)
         log.add(table, frame, fraction, column=column, old=values, new="", rule="not_a_whole_number",
@@ -499,39 +596,53 @@ def _drop_personal(frame: pd.DataFrame, table: str, rules: dict) -> pd.DataFrame
     return frame.drop(columns=[c for c in declared if c in frame.columns])
 
 
-def _drop_blank_rows(frame: pd.DataFrame, table: str, log: CleaningLog) -> pd.DataFrame:
+# The row-level drops below take the rows still kept (``alive``) and return those kept after
+# them; the frame is cut once at the end, not copied after every step.
+
+
+def _drop_blank_rows(frame: pd.DataFrame, table: str, log: CleaningLog, alive: np.ndarray) -> np.ndarray:
     # Spreadsheets leave rows of empty cells below the data; they are not records.
     blank = (frame == "").all(axis=1).to_numpy() if len(frame.columns) else np.ones(len(frame), dtype=bool)
+    blank = blank & alive
     log.add(table, frame, blank, column="", old=None, new=None, rule="blank_row", action="dropped",
             reason="every cell is blank")
-    return frame.loc[~blank]
+    return alive & ~blank
 
 
-def _drop_exact_duplicates(frame: pd.DataFrame, table: str, log: CleaningLog) -> pd.DataFrame:
-    # Judged on the whole row as read (personal columns are gone by now); only the id is logged.
-    # Hashing finds the candidates fast; the exact comparison decides.
-    hashed = pd.util.hash_pandas_object(frame, index=False)
-    candidates = hashed.duplicated(keep=False).to_numpy()
+def _duplicated_rows(frame: pd.DataFrame) -> np.ndarray:
+    """``frame.duplicated(keep="first")``: hashing finds the candidates fast; the exact comparison decides."""
+    candidates = pd.util.hash_pandas_object(frame, index=False).duplicated(keep=False).to_numpy()
     dup = np.zeros(len(frame), dtype=bool)
     if candidates.any():
         dup[candidates] = frame.loc[candidates].duplicated(keep="first").to_numpy()
+    return dup
+
+
+def _drop_exact_duplicates(frame: pd.DataFrame, table: str, log: CleaningLog, alive: np.ndarray) -> np.ndarray:
+    # Judged on the whole row as read (personal columns are gone by now); only the id is logged.
+    dup = np.zeros(len(frame), dtype=bool)
+    if alive.any():
+        dup[alive] = _duplicated_rows(frame if alive.all() else frame.loc[alive])
     log.add(table, frame, dup, column="", old=None, new=None, rule="exact_duplicate_row", action="dropped",
             reason="repeats an earlier row exactly")
-    return frame.loc[~dup]
+    return alive & ~dup
 
 
-def _drop_blank_ids(frame: pd.DataFrame, table: str, id_column: str, log: CleaningLog) -> pd.DataFrame:
-    blank = (_text_of(frame, id_column) == "").to_numpy()
+def _drop_blank_ids(frame: pd.DataFrame, table: str, id_column: str, log: CleaningLog,
+                    alive: np.ndarray) -> np.ndarray:
+    blank = (_text_of(frame, id_column) == "").to_numpy() & alive
     log.add(table, frame, blank, column=id_column, old=None, new=None, rule="missing_record_id",
             action="dropped", reason=f"{id_column} is blank")
-    return frame.loc[~blank]
+    return alive & ~blank
 
 
-def _drop_unknown_centres(frame, table, column: str, known: pd.Index, log: CleaningLog) -> pd.DataFrame:
-    unknown = ~_text_of(frame, column).isin(known)
+def _drop_unknown_centres(frame, table, column: str, known: pd.Index, log: CleaningLog,
+                          alive: np.ndarray) -> np.ndarray:
+    distinct = _Distinct.of(_text_of(frame, column))
+    unknown = distinct.rows(~_isin(distinct.values, known)) & alive
     log.add(table, frame, unknown, column=column, old=frame.get(column), new="",
             rule="centre_id_not_in_centres", action="dropped", reason="centre not in the clean centres table")
-    return frame.loc[~unknown.to_numpy()]
+    return alive & ~unknown
 
 
 def _flag_unsafe_text(out: pd.DataFrame, table: str, columns: list[str], log: CleaningLog,
@@ -568,9 +679,7 @@ def _run_checks(out: pd.DataFrame, table: str, checks: list[dict], log: Cleaning
                   + action_note)
         log.add(table, out, fires, column=left, old=out[left], new="" if left in set_missing else None,
                 rule=check["rule"], action="flagged", reason=detail.reindex(out.index))
-        out = out.copy()
-        for column in set_missing:
-            out[column] = out[column].mask(fires)
+        out = out.assign(**{column: out[column].mask(fires) for column in set_missing})
     return out
 
 
@@ -638,13 +747,15 @@ def clean_table(raw: pd.DataFrame, table: str, log: CleaningLog, rules: dict | N
 
     frame = _strip_text(raw)
     frame = _drop_personal(frame, table, rules)
-    frame = _drop_blank_rows(frame, table, log)
-    frame = _drop_exact_duplicates(frame, table, log)
+    alive = _drop_blank_rows(frame, table, log, np.ones(len(frame), dtype=bool))
+    alive = _drop_exact_duplicates(frame, table, log, alive)
     for column in (c for c, kind in kinds.items() if kind == "id"):
-        frame = _drop_blank_ids(frame, table, column, log)
+        alive = _drop_blank_ids(frame, table, column, log, alive)
     if centre_ids is not None:
         for column in (c for c, kind in kinds.items() if kind == "centre_ref"):
-            frame = _drop_unknown_centres(frame, table, column, centre_ids, log)
+            alive = _drop_unknown_centres(frame, table, column, centre_ids, log, alive)
+    if not alive.all():
+        frame = frame.loc[alive]
 
     # Rows without a usable value where one is required are dropped first, so that nothing
     # else is logged for them; a silent pass finds them.
@@ -655,13 +766,15 @@ def clean_table(raw: pd.DataFrame, table: str, log: CleaningLog, rules: dict | N
         lost = values.isna().to_numpy()
         log.add(table, frame, lost, column=column, old=_text_of(frame, column), new="", rule=rule,
                 action="dropped", reason=f"{column} is missing or unknown: never guessed")
-        frame, values = frame.loc[~lost], values.loc[~lost]
-        typed = {c: v.loc[~lost] for c, v in typed.items()}
+        if lost.any():
+            frame, values = frame.loc[~lost], values.loc[~lost]
+            typed = {c: v.loc[~lost] for c, v in typed.items()}
         text = _text_of(frame, column)
+        values_text = values.astype(str)
         if column in key:
             # Later log rows name the record by its canonical key (the wave "baseline", not "BL").
-            frame = frame.assign(**{column: values.astype(str)})
-        log.add(table, frame, values.astype(str) != text, column=column, old=text, new=values,
+            frame = frame.assign(**{column: values_text})
+        log.add(table, frame, values_text != text, column=column, old=text, new=values,
                 rule=_HARMONISE_RULE[kind], action="changed")
         typed[column] = values
     for column, kind in kinds.items():
