@@ -272,15 +272,30 @@ def design_matrix(frame: pd.DataFrame, numeric: Sequence[str], categorical: Sequ
         columns.append(frame[variable].to_numpy(dtype="float64"))
         names.append(variable)
     for variable in categorical:
-        values = frame[variable]
-        if not pd.api.types.is_string_dtype(values.dtype) or isinstance(values.dtype, pd.CategoricalDtype):
-            values = values.astype(str)  # text levels sort as R sorts them (a text column is factorised as it is)
-        codes, levels = pd.factorize(values, sort=True)
+        codes, levels = _sorted_levels(frame[variable])
         for i, level in enumerate(levels[1:], start=1):
             columns.append((codes == i).astype("float64"))
             names.append(f"{variable}{level}")
     X = np.column_stack(columns) if columns else np.empty((len(frame), 0))
     return X, names
+
+
+def _sorted_levels(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
+    """Codes and levels of a column with its levels sorted as text, as R's factor() sorts them.
+
+    A categorical column keeps its codes (only the levels present, re-sorted as text when
+    need be); a text column is factorised as it is; anything else is read as text first.
+    """
+    if isinstance(values.dtype, pd.CategoricalDtype) and not values.isna().any():
+        values = values.cat.remove_unused_categories()
+        text = values.cat.categories.astype(str)
+        order = np.argsort(np.asarray(text, dtype=object), kind="stable")
+        position = np.empty(order.size, dtype=np.intp)
+        position[order] = np.arange(order.size)
+        return position[values.cat.codes.to_numpy()], pd.Index(text[order])
+    if not pd.api.types.is_string_dtype(values.dtype) or isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.astype(str)
+    return pd.factorize(values, sort=True)
 
 
 def _region_rows(data: pd.DataFrame, region: str | None) -> pd.DataFrame:
