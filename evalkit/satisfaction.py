@@ -147,44 +147,58 @@ def satisfaction_summary(responses: pd.DataFrame, by: list[str]) -> pd.DataFrame
     ``n_responses`` counts responses in the group, ``n_valid`` valid answers.
     """
     by = list(by)
-    frame = responses.copy()
-    for item in (*LIKERT_ITEMS, RECOMMEND_ITEM):
-        frame[item] = frame[item].astype("Float64").astype("float64") if item in frame else np.nan
     key = "_group"
     if by:
-        groups = frame[by].drop_duplicates().reset_index(drop=True)
-        groups[key] = np.arange(len(groups))
-        frame = frame.merge(groups, on=by, how="left")
+        # Groups numbered in order of first appearance; counted with bincount, item by item.
+        group = responses.groupby(by, sort=False, dropna=False).ngroup().to_numpy()
+        first = np.unique(group, return_index=True)[1]
+        groups = responses[by].iloc[first].reset_index(drop=True)
     else:
+        group = np.zeros(len(responses), dtype=np.intp)
         groups = pd.DataFrame({key: [0]})
-        frame[key] = 0
-    n_responses = frame.groupby(key).size()
+    n_groups = len(groups)
+    groups[key] = np.arange(n_groups)
 
-    long = frame[[key, *LIKERT_ITEMS]].melt(id_vars=key, var_name="item", value_name="score")
-    valid = long["score"].isin(LIKERT_VALID)
-    long = long.assign(is_valid=valid, is_top2=valid & (long["score"] >= TOP_BOX_FROM),
-                       valid_score=long["score"].where(valid, 0.0))
-    per_item = long.groupby([key, "item"]).agg(
-        n_valid=("is_valid", "sum"), n_top2=("is_top2", "sum"), score_sum=("valid_score", "sum")
-    ).reset_index()
+    def count(weights: np.ndarray) -> np.ndarray:
+        return np.bincount(group, weights=weights, minlength=n_groups)
+
+    def scores(item: str) -> np.ndarray:
+        if item not in responses:
+            return np.full(len(responses), np.nan)
+        return responses[item].astype("Float64").astype("float64").to_numpy()
+
+    n_responses = np.bincount(group, minlength=n_groups)
+    parts = []
+    for item in sorted(LIKERT_ITEMS):
+        score = scores(item)
+        valid = np.isin(score, LIKERT_VALID)
+        parts.append(pd.DataFrame({
+            key: groups[key], "item": item,
+            "n_valid": count(valid).astype("int64"),
+            "n_top2": count(valid & (score >= TOP_BOX_FROM)).astype("int64"),
+            # Valid scores are whole numbers 1-5: their sums are exact in any order.
+            "score_sum": count(np.where(valid, score, 0.0)),
+        }))
+    per_item = pd.concat(parts, ignore_index=True)
     pooled = per_item.groupby(key)[["n_valid", "n_top2", "score_sum"]].sum().reset_index()
     pooled["item"] = OVERALL_ITEM
     likert = pd.concat([per_item, pooled], ignore_index=True)
     likert["top2_pct"] = _ratio(likert["n_top2"], likert["n_valid"], 100.0)
     likert["mean_score"] = _ratio(likert["score_sum"], likert["n_valid"])
 
-    rec = frame[RECOMMEND_ITEM]
-    rec_valid = rec.isin(RECOMMEND_VALID)
-    nps = pd.DataFrame({key: frame[key], "is_valid": rec_valid,
-                        "is_promoter": rec_valid & (rec >= PROMOTER_FROM),
-                        "is_detractor": rec_valid & (rec <= DETRACTOR_UP_TO)})
-    nps = nps.groupby(key).agg(n_valid=("is_valid", "sum"), n_promoters=("is_promoter", "sum"),
-                               n_detractors=("is_detractor", "sum")).reset_index()
+    rec = scores(RECOMMEND_ITEM)
+    rec_valid = np.isin(rec, RECOMMEND_VALID)
+    nps = pd.DataFrame({key: groups[key], "n_valid": count(rec_valid).astype("int64"),
+                        "n_promoters": count(rec_valid & (rec >= PROMOTER_FROM)).astype("int64"),
+                        "n_detractors": count(rec_valid & (rec <= DETRACTOR_UP_TO)).astype("int64")})
+    if not len(responses):
+        nps = nps.iloc[:0]
+        likert = likert.iloc[:0]
     nps["item"] = NPS_ITEM
     nps["nps"] = _ratio(nps["n_promoters"] - nps["n_detractors"], nps["n_valid"], 100.0)
 
     out = pd.concat([likert.drop(columns="score_sum"), nps], ignore_index=True)
-    out["n_responses"] = out[key].map(n_responses).astype("int64")
+    out["n_responses"] = n_responses[out[key].to_numpy()].astype("int64")
     for column in ("n_valid", "n_top2", "n_promoters", "n_detractors"):
         out[column] = out[column].astype("Int64")
     order = {item: i for i, item in enumerate((*LIKERT_ITEMS, OVERALL_ITEM, NPS_ITEM))}

@@ -61,6 +61,16 @@ def _grouped(frame: pd.DataFrame):
     return _stack(frame).groupby(_KEYS, dropna=False, sort=False)
 
 
+def _month_text(times: pd.Series) -> pd.Series:
+    """``times.dt.strftime("%Y-%m")``, written once per distinct month rather than once per row."""
+    dt = times.dt
+    month_number = (dt.year * 12 + dt.month).to_numpy(dtype="float64", na_value=np.nan)
+    codes, distinct = pd.factorize(month_number, use_na_sentinel=False)
+    first = np.unique(codes, return_index=True)[1]
+    text = times.iloc[first].dt.strftime("%Y-%m")
+    return pd.Series(text.array.take(codes), index=times.index, name=times.name, dtype=text.dtype)
+
+
 def _missing_note(n_missing: pd.Series, what: str) -> pd.Series:
     return n_missing.map(lambda k: f"{int(k)} {what}" if k else "")
 
@@ -95,7 +105,7 @@ def _customer_service_score(ctx: dict) -> pd.DataFrame:
     spec = ctx["specs"]["customer_service_score_pct"]
     responses = ctx["responses"]
     period = spec.get("period", "all")
-    months = responses["submission_time"].dt.strftime("%Y-%m")
+    months = _month_text(responses["submission_time"])
     if period == "latest_month":
         latest = months.dropna().max()
         responses = responses.loc[months == latest]
