@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--scale", type=float, default=200, help="simulate scale (200 ≈ 1.1 M child rows)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--no-reports", action="store_true", help="stop after the results tables")
+    parser.add_argument("--no-record", action="store_true", help="print the section, do not append it to RESULTS.md")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="evalkit-million-") as tmp:
         work = Path(tmp)
@@ -128,8 +129,9 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
-    with RESULTS.open("a", encoding="utf-8") as fh:
-        fh.write("\n" + text)
+    if not args.no_record:
+        with RESULTS.open("a", encoding="utf-8") as fh:
+            fh.write("\n" + text)
 
 
 if __name__ == "__main__":
