@@ -227,3 +227,26 @@ def test_reading_does_not_change_the_files(tmp_path):
     before = {p.name: (sha256_file(p), p.stat().st_mtime_ns) for p in folder.iterdir()}
     read_data_folder(folder)
     assert {p.name: (sha256_file(p), p.stat().st_mtime_ns) for p in folder.iterdir()} == before
+
+
+@pytest.mark.parametrize("text", [
+    "a,b\r\nc,d\r\n" * 40,                      # Windows line ends across the sniffing window
+    "title\n\n" + "x" * 70_000 + "\nrow\n",    # one line longer than the window
+    "a\rb\rc",                                  # old Mac line ends, fewer lines than asked for
+    "a\x0cb\u2028c\r\nd\n" * 30,               # every line break Python knows
+    "",
+])
+def test_head_lines_match_splitlines_of_the_whole_text(text):
+    from evalkit.readers import _head_lines
+
+    for n in (1, 5, 30):
+        assert _head_lines(text, n) == text.splitlines()[:n]
+
+
+def test_utf8_csv_with_bom_crlf_and_quoted_line_break_reads_as_typed(tmp_path):
+    path = tmp_path / "centres.csv"
+    path.write_bytes("\ufeffcentre_id,province,setting,centre_name\r\n"
+                     "C1,Gauteng,urban,\"Zoë's\r\nplace\"\r\n\r\nC2, Limpopo ,rural,\r\n".encode("utf-8"))
+    frame = read_table(path, "centres")
+    assert frame.to_dict("list") == {"centre_id": ["C1", "C2"], "province": ["Gauteng", " Limpopo "],
+                                     "setting": ["urban", "rural"], "centre_name": ["Zoë's\r\nplace", ""]}
