@@ -10,6 +10,7 @@ import statsmodels.api as sm
 from evalkit.estimation import (
     ESTIMATE_COLUMNS,
     ancova_from_frame,
+    design_matrix,
     estimate_ancova,
     fit_ols_cluster,
 )
@@ -438,3 +439,18 @@ def test_overlap_table_reports_trimming_and_effective_sizes():
     assert row["trim_threshold"] == pytest.approx(0.65)
     w = scored.loc[(scored["partnered"] == 0) & ~scored["is_trimmed"], "weight_att"]
     assert row["effective_comparison_centres"] == pytest.approx(w.sum() ** 2 / (w**2).sum())
+
+
+def test_design_matrix_gives_categoricals_and_text_the_same_dummies():
+    """A categorical column (unused and unsorted categories, as a region's slice of the national
+    table has) gives exactly the dummies of the same values as text: levels present, sorted as
+    R sorts a character column, the first the reference."""
+    text = pd.Series(["urban", "rural", "peri-urban", "rural", "urban"], dtype="str")
+    categorical = text.astype(pd.CategoricalDtype(["urban", "township", "rural", "peri-urban"]))
+    frame_text = pd.DataFrame({"x": [1.0, 2, 3, 4, 5], "setting": text})
+    frame_cat = frame_text.assign(setting=categorical)
+    X_text, names_text = design_matrix(frame_text, ["x"], ["setting"])
+    X_cat, names_cat = design_matrix(frame_cat, ["x"], ["setting"])
+    assert names_text == names_cat == ["(Intercept)", "x", "settingrural", "settingurban"]
+    np.testing.assert_array_equal(X_text, X_cat)
+    np.testing.assert_array_equal(X_cat[:, 2], [0, 1, 0, 1, 0])
