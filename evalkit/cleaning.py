@@ -24,6 +24,7 @@ change, flag or dropped row); nothing is dropped or changed silently.
 from __future__ import annotations
 
 import operator
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -323,13 +324,34 @@ def _parse_distinct_dates(text: pd.Series, formats: list[str]) -> tuple[pd.Serie
     for position, fmt in enumerate(formats):
         if not todo.any():
             break
-        attempt = pd.to_datetime(text[todo], format=fmt, errors="coerce")
+        tried = todo & _may_read(text, fmt)
+        attempt = pd.to_datetime(text[tried], format=fmt, errors="coerce")
         done = attempt.notna().to_numpy()
-        rows = np.flatnonzero(todo)[done]
+        rows = np.flatnonzero(tried)[done]
         parsed.iloc[rows] = attempt[done].to_numpy()
         which[rows] = position
         todo[rows] = False
     return parsed, which
+
+
+_NUMERIC_DIRECTIVES = set("YmdHMS")
+
+
+def _may_read(text: pd.Series, fmt: str) -> np.ndarray:
+    """False where ``fmt`` certainly cannot read the value, so that it is not tried (True elsewhere).
+
+    A format made of numeric fields (day, month, year, hour, minute, second) and literal
+    separators reads only digits, spaces and those separators: a datetime with a ``:``
+    is never tried with a date format. Any other format is tried on every value.
+    """
+    directives = re.findall(r"%(.)", fmt)
+    if text.dtype != _ARROW_STR or not set(directives) <= _NUMERIC_DIRECTIVES | {"%"}:
+        return np.ones(len(text), dtype=bool)
+    literals = set(re.sub(r"%.", "", fmt)) | ({"%"} if "%" in directives else set()) | {"+", "-"}  # signed years
+    literals |= {c.lower() for c in literals} | {c.upper() for c in literals}  # strptime ignores case
+    # Unicode digits, separators and control characters: a superset of strptime's \d and \s.
+    other = "[^\\p{Nd}\\p{Z}\\p{Cc}" + "".join(re.escape(c) for c in sorted(literals)) + "]"
+    return ~text.str.contains(other, regex=True).fillna(False).to_numpy(dtype=bool)
 
 
 def _code_tables(rules: dict) -> tuple[dict[str, str], dict[float, str]]:
