@@ -131,10 +131,12 @@ def district_run(data: Path, out: Path) -> dict[str, float]:
     seconds = time.perf_counter() - start
     if done.returncode not in (0, 3):  # 3: some districts' reports failed, which the table counts
         raise RuntimeError(f"district run failed ({done.returncode}): {done.stderr[-2000:]}")
-    regions = json.loads((out / "run_manifest.json").read_text())["regions"]
+    manifest = json.loads((out / "run_manifest.json").read_text())
+    regions = manifest["regions"]
     statuses = [info.get("render_status", info["status"]) for info in regions.values()]
     return {"seconds": seconds, "districts": len(regions), "ok": statuses.count("ok"),
-            "not_estimable": statuses.count("not_estimable"), "failed": statuses.count("failed")}
+            "not_estimable": statuses.count("not_estimable"), "failed": statuses.count("failed"),
+            "render": manifest["timings_seconds"].get("render", float("nan"))}
 
 
 def naive_loop(data: Path, work: Path) -> float:
@@ -218,7 +220,8 @@ def main() -> None:
         first, rerun, rendering = statistics.median(firsts), statistics.median(reruns), statistics.median(renders)
         split = {key: statistics.median(s[key] for s in splits) for key in splits[0]}
         district_runs = [district_run(data, work / f"district{i}") for i in range(args.repeats)]
-        district = dict(district_runs[0], seconds=statistics.median(d["seconds"] for d in district_runs))
+        district = dict(district_runs[0], seconds=statistics.median(d["seconds"] for d in district_runs),
+                        render=statistics.median(d["render"] for d in district_runs))
         more_jobs, previous, previous_rendering, dask, naive = (
             statistics.median(x) if x else None for x in (more_jobs, previous, previous_renders, dask, naive))
         million = None if args.skip_million else million_rows(work, args.scale)
@@ -263,6 +266,8 @@ def main() -> None:
         f"| --level district, {district['districts']} districts ({district['ok']} estimated, "
         f"{district['not_estimable']} not estimable, {district['failed']} failed) | {district['seconds']:.2f} | "
         f"{district['seconds'] / first:.2f} × province run |",
+        f"| … of which the {district['districts']} reports (--jobs {cores}) | "
+        f"{district['render']:.2f} | |",
     ]
     if million:
         lines.append(f"| {million['rows']:,} child-assessment rows end to end | {million['seconds']:.1f} | "
