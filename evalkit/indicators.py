@@ -155,15 +155,21 @@ def standardise_elom_band(bands: pd.Series, rules: dict | None = None) -> pd.Ser
     rules = rules or load_rules("elom")
     lookup = _band_lookup(rules)
     text = bands.astype("object")
-    present = text.notna()
-    folded = text[present].astype(str).str.strip().str.lower()
-    mapped = folded.map(lookup)
-    unknown = sorted(set(text[present][mapped.isna()].astype(str)))
+    present = text.notna().to_numpy()
+    values = text[present]
+    if pd.api.types.infer_dtype(values, skipna=False) == "string":
+        # A million children have three labels: each distinct label is folded once.
+        codes, distinct = pd.factorize(values)
+        folded = pd.Series(distinct, dtype="object").astype(str).str.strip().str.lower()
+        mapped = pd.Series(folded.map(lookup).to_numpy(dtype=object)[codes], index=values.index, dtype="object")
+    else:
+        mapped = values.astype(str).str.strip().str.lower().map(lookup)
+    unknown = sorted(set(values[mapped.isna().to_numpy()].astype(str)))
     if unknown:
         raise ValueError(f"unknown ELOM band label(s): {', '.join(unknown)}")
-    out = pd.Series(pd.NA, index=bands.index, dtype="object")
-    out[present] = mapped
-    return out
+    out = np.full(len(text), pd.NA, dtype=object)
+    out[present] = mapped.to_numpy(dtype=object)
+    return pd.Series(out, index=bands.index, dtype="object")
 
 
 def is_on_track_band(bands: pd.Series, rules: dict | None = None) -> pd.Series:
