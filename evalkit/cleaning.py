@@ -429,8 +429,9 @@ def _log_missing_codes(frame, table, column, distinct: _Distinct, log, rules,
     """Log the missing codes of a column (blanks are not logged); return the reason of each distinct value."""
     reason = _distinct_code_reasons(distinct.values, rules, numbers)
     coded = reason.notna() & (distinct.values != "")
-    log.add(table, frame, distinct.rows(coded), column=column, old=distinct.text, new="", rule="missing_code",
-            action="changed", reason=distinct.spread(reason))
+    if coded.any():
+        log.add(table, frame, distinct.rows(coded), column=column, old=distinct.text, new="", rule="missing_code",
+                action="changed", reason=distinct.spread(reason))
     return reason
 
 
