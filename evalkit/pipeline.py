@@ -143,7 +143,9 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
         chosen = available
 
     t0 = time.perf_counter()
-    work = ([NATIONAL] if len(chosen) > 1 else []) + chosen  # the largest piece first
+    # the largest pieces first, so that the last to finish is a small one
+    sizes = outcomes["region"].value_counts()
+    work = ([NATIONAL] if len(chosen) > 1 else []) + sorted(chosen, key=lambda r: -int(sizes.get(r, 0)))
     pieces = dict(zip(work, _map_analysis(work, outcomes, centres_out, chosen, jobs=jobs)))
     frames = [pieces[region]["estimates"] for region in chosen] + ([pieces[NATIONAL]["estimates"]]
                                                                     if len(chosen) > 1 else [])
