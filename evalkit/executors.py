@@ -14,7 +14,11 @@ they are paid once per batch:
   no TCP ports to collide on), executes the notebook with papermill, converts it
   to HTML and exits. The executed notebooks hold exactly what an ordinarily
   launched kernel produces. A kernel that fails to start is retried once with
-  an ordinarily launched kernel.
+  an ordinarily launched kernel. A region that is not estimable needs no kernel:
+  its notebook runs in the region's own process (``render``'s in-process
+  papermill engine: the same outputs and page). Before forking a run's first
+  region the server parses the tables every region reads once
+  (``reporting.preload_shared``).
 - Every region's process is its own process group. A region that runs past
   ``timeout`` seconds, or a batch that is interrupted (Ctrl-C, SIGTERM), has its
   processes killed; a stopped or crashed region gets the usual unavailable page
@@ -640,6 +644,12 @@ class RegionServer:
             self.stop(task, "interrupted")
         return len(chosen)
 
+    @property
+    def busy(self) -> bool:
+        """True while a region submitted here has not been collected."""
+        with self._lock:
+            return bool(self._tasks)
+
     def finished(self, task: _Task) -> bool:
         with self._lock:
             return task.exit_code is not None or (self.dead and task.exit_code is None)
@@ -952,6 +962,8 @@ class ThreadExecutor(_Executor):
 
 
 _WORKER_SERVER: tuple[RegionServer, str] | None = None
+#: Replaced servers that still render regions: closed once their last region is collected.
+_RETIRED: list[RegionServer] = []
 _WORKER_LOCK = threading.Lock()
 
 
@@ -967,11 +979,20 @@ def _worker_server() -> RegionServer:
     fingerprint = hash_json(code_fingerprint())
     with _WORKER_LOCK:
         if _WORKER_SERVER is not None and (_WORKER_SERVER[0].dead or _WORKER_SERVER[1] != fingerprint):
-            _WORKER_SERVER[0].close()
+            # Regions other threads of this worker still render on it are left to finish.
+            _RETIRED.append(_WORKER_SERVER[0])
             _WORKER_SERVER = None
+            _close_idle_retired()
         if _WORKER_SERVER is None:
             _WORKER_SERVER = (RegionServer(), fingerprint)
         return _WORKER_SERVER[0]
+
+
+def _close_idle_retired() -> None:
+    """Close the replaced servers that render nothing any more (call with ``_WORKER_LOCK`` held)."""
+    for server in [server for server in _RETIRED if server.dead or not server.busy]:
+        _RETIRED.remove(server)
+        server.close()
 
 
 def _warm_worker() -> None:
@@ -982,10 +1003,8 @@ def _warm_worker() -> None:
 def _stop_worker_regions(output_dir: str) -> int:
     """Stop this worker's regions that write into ``output_dir`` (the run was interrupted)."""
     with _WORKER_LOCK:
-        server = _WORKER_SERVER[0] if _WORKER_SERVER is not None else None
-    if server is None:
-        return 0
-    return server.stop_all(lambda job: job.output_dir == output_dir)
+        servers = ([_WORKER_SERVER[0]] if _WORKER_SERVER is not None else []) + list(_RETIRED)
+    return sum(server.stop_all(lambda job: job.output_dir == output_dir) for server in servers)
 
 
 def _close_worker_server() -> None:
@@ -994,13 +1013,19 @@ def _close_worker_server() -> None:
         if _WORKER_SERVER is not None:
             _WORKER_SERVER[0].close()
             _WORKER_SERVER = None
+        while _RETIRED:
+            _RETIRED.pop().close()
 
 
 def render_on_worker(job: RegionJob) -> "render_mod.RegionRender":
     """The Dask task: render one region through this worker's region server."""
     if not CAN_FORK:
         return job.render_here()
-    return _worker_server().run_one(job)
+    try:
+        return _worker_server().run_one(job)
+    finally:
+        with _WORKER_LOCK:
+            _close_idle_retired()
 
 
 class DaskExecutor(_Executor):

@@ -294,3 +294,38 @@ def test_thread_executor_for_platforms_without_a_safe_fork(prepared):
     assert "no row for Limpopo" in results[1].reason
     assert sum("done" in line for line in lines) == 2
     assert "<h1>Gauteng</h1>" in (out / "regions" / "threaded-gp.html").read_text()
+
+
+def test_a_code_change_on_a_worker_does_not_stop_regions_still_rendering(monkeypatch):
+    """A Dask worker replaces its region server when evalkit's code changes; the old one finishes first."""
+    from evalkit import outputs
+
+    class FakeServer:
+        made = []
+
+        def __init__(self):
+            self.busy, self.dead, self.closed = False, False, False
+            FakeServer.made.append(self)
+
+        def close(self):
+            self.closed = True
+
+        def run_one(self, job):
+            return job
+
+    code = {"version": "a"}
+    monkeypatch.setattr(executors, "RegionServer", FakeServer)
+    monkeypatch.setattr(executors, "_WORKER_SERVER", None)
+    monkeypatch.setattr(executors, "_RETIRED", [])
+    monkeypatch.setattr(outputs, "code_fingerprint", lambda: dict(code))
+    first = executors._worker_server()
+    first.busy = True  # another thread's region is rendering on it
+    code["version"] = "b"
+    second = executors._worker_server()
+    assert second is not first and not first.closed and executors._RETIRED == [first]
+    assert executors.render_on_worker("job") == "job" and not first.closed  # still busy
+    first.busy = False
+    executors.render_on_worker("job")
+    assert first.closed and executors._RETIRED == [] and not second.closed
+    executors._close_worker_server()
+    assert second.closed
