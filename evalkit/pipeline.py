@@ -179,7 +179,8 @@ def _analyse(region: str) -> dict:
     outcomes, centres, chosen = _SHARED["outcomes"], _SHARED["centres"], _SHARED["chosen"]
     t0 = time.perf_counter()
     if region == NATIONAL:
-        in_chosen = outcomes.loc[outcomes["region"].isin(chosen)]
+        chosen_rows = outcomes["region"].isin(chosen)  # no copy of the whole table when every region is in
+        in_chosen = outcomes if chosen_rows.all() else outcomes.loc[chosen_rows]
         estimates = estimate_national(in_chosen, centres.loc[centres["region"].isin(chosen)])
         return {"estimates": estimates, "seconds": {"estimate": time.perf_counter() - t0}}
     estimates = estimate_region(outcomes, centres, region)
