@@ -285,7 +285,9 @@ def _plain_check(check: str) -> str:
 
 def _failures(schema: pa.DataFrameSchema, frame: pd.DataFrame, table: str) -> pd.DataFrame:
     try:
-        schema.validate(frame.reset_index(drop=True), lazy=True)
+        # inplace: pandera would otherwise copy the whole frame first. Nothing is coerced, and
+        # reset_index already gives a frame of its own (copy-on-write), so the caller's is untouched.
+        schema.validate(frame.reset_index(drop=True), lazy=True, inplace=True)
     except pa.errors.SchemaErrors as exc:
         cases = exc.failure_cases
     except pa.errors.SchemaError as exc:  # a problem with the frame as a whole

@@ -131,3 +131,17 @@ def test_an_empty_clean_table_still_passes(clean):
 def test_float_columns_with_all_missing_pass(clean):
     tables = _with(clean, "child_assessments", lambda f: f.assign(height_cm=np.nan))
     assert schema_failures(tables).empty
+
+
+def test_validation_leaves_the_frames_as_they_were(clean, outcomes):
+    # Validation runs without pandera's copy of each frame; it must still never change one,
+    # also when it fails (a violation with wrong types, which a coercing schema would rewrite).
+    before = {name: frame.copy(deep=True) for name, frame in clean.tables.items()}
+    validate_clean_tables(clean.tables)
+    bad = outcomes.assign(haz_flag=outcomes["haz_flag"].astype(float), elom_band="Excellent")
+    bad_before = bad.copy(deep=True)
+    with pytest.raises(InputError):
+        validate_child_outcomes(bad)
+    for name, frame in clean.tables.items():
+        pd.testing.assert_frame_equal(frame, before[name])
+    pd.testing.assert_frame_equal(bad, bad_before)
