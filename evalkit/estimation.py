@@ -322,11 +322,15 @@ class _ChildFrames:
         endline = data.loc[data["wave"] == "endline", _CHILD_KEYS + outcomes]
         self.endline = _with_centre_columns(endline, centre_outcomes, self.covariates)
         baseline = None
+        endline_children = endline["child_id"].unique()
         for table, names in ((source, [o for o in outcomes if o in source.columns]),
                              (data, [o for o in outcomes if o not in source.columns])):
             if not names:
                 continue
-            rows = table.loc[table["wave"] == "baseline", ["child_id", *names]]
+            # only the baselines of children assessed at endline here: the inner merge below keeps
+            # no other, and a region's slice of a national table stays small
+            wanted = (table["wave"] == "baseline") & table["child_id"].isin(endline_children)
+            rows = table.loc[wanted, ["child_id", *names]]
             rows = rows.rename(columns={o: f"baseline__{o}" for o in names})
             baseline = rows if baseline is None else baseline.merge(rows, on="child_id", how="outer")
         self.wide = (endline.merge(baseline, on="child_id", how="inner") if baseline is not None
@@ -1111,6 +1115,12 @@ def _finish(rows: list[EffectResult]) -> pd.DataFrame:
     return table[ESTIMATE_COLUMNS]
 
 
+def _without_fits(results: Iterable[EffectResult]) -> list[EffectResult]:
+    """The rows without their fitted models: a table of every region's rows needs only the
+    numbers, and each fit holds its design matrix (tens of MB on a national table)."""
+    return [replace(r, fit=None) for r in results]
+
+
 def estimate_region(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame | None, region: str, *,
                     outcomes: Sequence[str] | None = None, seed: int = _DEFAULT_SEED,
                     bootstrap_reps: int = 999, estimators: Sequence[str] = ESTIMATORS,
@@ -1136,18 +1146,19 @@ def estimate_region(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame 
     rows: list[EffectResult] = []
     for outcome, level in plan:
         if level == "child":
-            rows.extend(_child_rows(frames, data, scored, region, outcome, seed, bootstrap_reps,
-                                    estimators={"ancova", *estimators}))
+            rows.extend(_without_fits(_child_rows(frames, data, scored, region, outcome, seed, bootstrap_reps,
+                                                  estimators={"ancova", *estimators})))
         else:
-            rows.extend(_centre_rows(centres, region, outcome, seed, bootstrap_reps, estimators=estimators))
+            rows.extend(_without_fits(_centre_rows(centres, region, outcome, seed, bootstrap_reps,
+                                                   estimators=estimators)))
     primary = _rules()["primary"]["outcome"]
     if heterogeneity and primary in child_family:
         rules = _rules()["heterogeneity"]
-        rows.extend(_heterogeneity_rows(
+        rows.extend(_without_fits(_heterogeneity_rows(
             frames.ancova(primary), region=region, outcome=primary, sd=_effect_scale(data, None, primary)[0],
             partner_types=_centre_attribute(data, centres, rules["partner_type_column"]),
             exposure=_centre_attribute(data, centres, rules["exposure_column"]), seed=seed,
-            bootstrap_reps=bootstrap_reps))
+            bootstrap_reps=bootstrap_reps)))
     return _finish(rows)
 
 
@@ -1166,10 +1177,11 @@ def estimate_national(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFram
     rows: list[EffectResult] = []
     for outcome, level in plan:
         if level == "child":
-            rows.extend(_child_rows(frames, data, None, NATIONAL, outcome, seed, bootstrap_reps, national=True))
+            rows.extend(_without_fits(_child_rows(frames, data, None, NATIONAL, outcome, seed, bootstrap_reps,
+                                                  national=True)))
         else:
-            rows.extend(_centre_rows(centre_outcomes.dropna(subset=["region"]), NATIONAL, outcome, seed,
-                                     bootstrap_reps, national=True))
+            rows.extend(_without_fits(_centre_rows(centre_outcomes.dropna(subset=["region"]), NATIONAL, outcome,
+                                                   seed, bootstrap_reps, national=True)))
     note = "Pooled over regions with region fixed effects."
     rows = [replace(r, note=f"{note} {r.note}".strip()) for r in rows]
     return _finish(rows)

@@ -227,7 +227,9 @@ def _map_analysis(work: list[str], outcomes: pd.DataFrame, centres: pd.DataFrame
         with threadpool_limits(limits=1, user_api="blas"):
             if jobs == 1 or "fork" not in multiprocessing.get_all_start_methods():
                 return [_analyse(region) for region in work]
-            with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            # a fresh process per region: what one region's models allocated is given back to
+            # the machine before the next starts (the allocator keeps it otherwise)
+            with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1) as pool:
                 return pool.map(_analyse, work, chunksize=1)
     finally:
         _SHARED.clear()
