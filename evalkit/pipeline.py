@@ -7,11 +7,14 @@ prepared data.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import hashlib
 import multiprocessing
 import os
 import platform
 import re
+import signal
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -209,6 +212,30 @@ def _with_categories(outcomes: pd.DataFrame, centres: pd.DataFrame) -> tuple[pd.
 _CATEGORY_COLUMNS = ("child_id", "sex", "setting", "region", "wave")
 
 
+def _analyse_and_release(region: str) -> dict:
+    """:func:`_analyse` in a worker, then the memory its models used goes back to the machine
+    (glibc keeps freed memory for the process otherwise), before the worker's next region."""
+    try:
+        return _analyse(region)
+    finally:
+        gc.collect()
+        _malloc_trim()
+
+
+def _malloc_trim() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to do
+        pass
+
+
+def _quiet_worker() -> None:
+    """A worker leaves Ctrl-C to the parent and ends at once on SIGTERM (which is how the
+    parent's pool stops it): no traceback from a worker when a run is interrupted."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 def _map_analysis(work: list[str], outcomes: pd.DataFrame, centres: pd.DataFrame, chosen: list[str], *,
                   jobs: int | None) -> list[dict]:
     """:func:`_analyse` for every region, in ``jobs`` forked processes where the platform forks.
@@ -227,10 +254,20 @@ def _map_analysis(work: list[str], outcomes: pd.DataFrame, centres: pd.DataFrame
         with threadpool_limits(limits=1, user_api="blas"):
             if jobs == 1 or "fork" not in multiprocessing.get_all_start_methods():
                 return [_analyse(region) for region in work]
-            # a fresh process per region: what one region's models allocated is given back to
-            # the machine before the next starts (the allocator keeps it otherwise)
-            with multiprocessing.get_context("fork").Pool(jobs, maxtasksperchild=1) as pool:
-                return pool.map(_analyse, work, chunksize=1)
+            # Not `with Pool()` (its exit terminates workers even after a clean finish) and no
+            # maxtasksperchild (a worker forked by the pool's thread while the pool is being
+            # stopped can wait forever on a lock a killed worker held).
+            pool = multiprocessing.get_context("fork").Pool(jobs, initializer=_quiet_worker)
+            try:
+                results = pool.map(_analyse_and_release, work, chunksize=1)
+            except BaseException:
+                pool.terminate()
+                raise
+            else:
+                pool.close()
+            finally:
+                pool.join()
+            return results
     finally:
         _SHARED.clear()
 
