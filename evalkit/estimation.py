@@ -502,7 +502,9 @@ def _rows_from_fit(fit: LinearFit, coef: str, common: dict, inferences: Iterable
         reason = (f"Too few {unit} ({fit.n_obs}) for the covariates ({fit.rank} coefficients): "
                   "the fit leaves almost no residual variation.")
         return _not_estimable(common, inferences, reason)
-    if np.sqrt(fit.vcov_cr1()[fit.index(coef), fit.index(coef)]) <= 1e-7 * max(np.std(fit.y), 1e-300):
+    # rounding can leave the variance of an exactly fitted effect at −1e-30: that is zero too
+    variance = float(fit.vcov_cr1()[fit.index(coef), fit.index(coef)])
+    if not np.sqrt(max(variance, 0.0)) > 1e-7 * max(np.std(fit.y), 1e-300):
         reason = "The covariates fit the partnered centres exactly: no variation is left to estimate the effect from."
         return _not_estimable(common, inferences, reason)
     out = []

@@ -454,3 +454,24 @@ def test_design_matrix_gives_categoricals_and_text_the_same_dummies():
     assert names_text == names_cat == ["(Intercept)", "x", "settingrural", "settingurban"]
     np.testing.assert_array_equal(X_text, X_cat)
     np.testing.assert_array_equal(X_cat[:, 2], [0, 1, 0, 1, 0])
+
+
+def test_an_exactly_fitted_effect_is_not_estimable_even_when_rounding_makes_its_variance_negative(monkeypatch):
+    """The covariates fit the outcome exactly (seed 157470 of the live R test, Free State, centre
+    level: 8 centres): R reports a noise SE and p = 2e-34; evalkit says there is nothing to estimate,
+    also when the rounded variance comes out at −1e-30 (its square root is NaN)."""
+    from evalkit.estimation import _rows_from_fit
+    from evalkit.inference import LinearFit, fit_linear
+
+    x = np.arange(8.0)
+    d = np.array([1, 1, 1, 1, 1, 0, 0, 0], dtype=float)
+    X = np.column_stack([np.ones(8), d, x])
+    y = X @ np.array([2.0, 35.0, 0.5])
+    fit = fit_linear(y, X, ["(Intercept)", "partnered", "x"])
+    common = dict(region="R", outcome="y", estimator="regression_adjustment", n_children=8,
+                  n_centres_partnered=5, n_centres_comparison=3)
+    rows = _rows_from_fit(fit, "partnered", common, ["HC1", "CR2"], sd=1.0, seed=1, reps=99)
+    assert [r.status for r in rows] == ["not_estimable", "not_estimable"]
+    monkeypatch.setattr(LinearFit, "vcov_cr1", lambda self: -1e-30 * np.eye(3))
+    rows = _rows_from_fit(fit, "partnered", common, ["HC1"], sd=1.0, seed=1, reps=99)
+    assert rows[0].status == "not_estimable" and "fit the partnered centres exactly" in rows[0].note
