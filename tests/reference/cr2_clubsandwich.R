@@ -49,9 +49,12 @@ fit_one <- function(s, model) {
   for (v in c("baseline", "age_months")) if (!all(is.na(s[[v]]))) s[[v]] <- s[[v]] - mean(s[[v]])
   terms <- terms_of[[model]]
   keep <- vapply(terms, function(t) !(t %in% categorical) || length(unique(s[[t]])) > 1, logical(1))
-  f <- reformulate(terms[keep], response = "y")
+  # every term of centre_aipw is a factor: in a region where each has one level, none is left
+  f <- if (any(keep)) reformulate(terms[keep], response = "y") else y ~ 1
   coef <- if (model == "did") "partnered_x_endline" else "partnered"
-  if (model %in% c("aipw", "centre_aipw")) {
+  if (model %in% c("aipw", "centre_aipw") && !any(keep)) {
+    fit <- lm(y ~ partnered, data = data.frame(y = s$y, partnered = s$partnered), weights = s$weight)
+  } else if (model %in% c("aipw", "centre_aipw")) {
     Z <- model.matrix(reformulate(terms[keep]), s)[, -1, drop = FALSE]
     Z <- sweep(Z, 2, colMeans(Z[s$partnered == 1, , drop = FALSE])) * (1 - s$partnered)
     fit <- lm(y ~ ., data = data.frame(y = s$y, partnered = s$partnered, Z), weights = s$weight)
