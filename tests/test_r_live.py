@@ -148,7 +148,8 @@ def test_cr1_and_cr2_rows_of_every_estimator_equal_r_on_a_fresh_folder(tmp_path)
     fitted = set(zip(ok["model"], ok["region"]))
     frames = frames[[(m, rg) in fitted for m, rg in zip(frames["model"], frames["region"])]]
     frames.to_csv(data_path, index=False, float_format="%.17g")
-    subprocess.run(["Rscript", str(CR2_SCRIPT), str(data_path), str(out_path)], check=True, capture_output=True)
+    done = subprocess.run(["Rscript", str(CR2_SCRIPT), str(data_path), str(out_path)], capture_output=True, text=True)
+    assert done.returncode == 0, f"seed {seed} (rerun with EVALKIT_R_SEED={seed}): R failed:\n{done.stderr[-2000:]}"
     r = pd.read_csv(out_path).set_index(["model", "region", "inference"])
     compared = 0
     for row in ok.itertuples():
