@@ -14,9 +14,9 @@ they are paid once per batch:
   no TCP ports to collide on), executes the notebook with papermill, converts it
   to HTML and exits. The executed notebooks hold exactly what an ordinarily
   launched kernel produces. A kernel that fails to start is retried once with
-  an ordinarily launched kernel. A region that is not estimable needs no kernel:
-  its notebook runs in the region's own process (``render``'s in-process
-  papermill engine: the same outputs and page). Before forking a run's first
+  an ordinarily launched kernel. The local executor's region processes need no
+  kernel at all: the notebook runs in the region's own process (``render``'s
+  in-process papermill engine: the same outputs and page). Before forking a run's first
   region the server parses the tables every region reads once
   (``reporting.preload_shared``).
 - Every region's process is its own process group. A region that runs past
@@ -115,16 +115,17 @@ class RegionJob:
     timeout: int = 600
 
     def render_here(self, kernel_manager_class: type | None = None, *,
-                    not_estimable_in_process: bool = False) -> "render_mod.RegionRender":
+                    in_process_notebook: bool = False) -> "render_mod.RegionRender":
         """Render in the current process (the forked child, or a thread).
 
-        ``not_estimable_in_process``: a region that is not estimable runs its notebook
-        in this process without a kernel; only for a process of its own (the forked child).
+        ``in_process_notebook``: the region's notebook runs in this process without a
+        kernel (the same cells, outputs and page as a kernel gives); only for a process of its
+        own (the forked child), whose time limit the executor enforces by stopping the process.
         """
         return render_mod.render_region_report(
             self.region, self.slug, Path(self.output_dir), Path(self.processed_dir), timeout=self.timeout,
             notebook=Path(self.notebook), kernel_manager_class=kernel_manager_class,
-            not_estimable_in_process=not_estimable_in_process)
+            in_process_notebook=in_process_notebook)
 
 
 def _timeout_reason(job: RegionJob) -> str:
@@ -523,7 +524,7 @@ def _render_in_child(job: dict) -> int:
     _IN_REGION_PROCESS = True
     _PENDING = None  # forked by ForkedKernelManager.prepare() when the region needs a kernel
     try:
-        result = spec.render_here(kernel_manager_class=ForkedKernelManager, not_estimable_in_process=True)
+        result = spec.render_here(kernel_manager_class=ForkedKernelManager, in_process_notebook=True)
     finally:
         if _PENDING is not None:
             _PENDING.discard()

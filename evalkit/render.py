@@ -202,8 +202,8 @@ IN_PROCESS_ENGINE = "evalkit-in-process"
 def _in_process_engine_class():
     """A papermill engine that executes each code cell in this process, as a kernel would.
 
-    Used for regions that are not estimable, whose report needs no kernel of its own:
-    the cells run top to bottom in one fresh namespace; the value of a cell's last
+    Used by the executors' forked region processes, where a kernel would only add its start
+    and messages: the cells run top to bottom in one fresh namespace; the value of a cell's last
     expression becomes its ``execute_result`` through IPython's own display formatter
     (the same ``text/html`` and ``text/plain`` a kernel sends); anything printed becomes
     a stream output; an exception becomes an ``error`` output and stops the run, which
@@ -516,7 +516,7 @@ def record_failure(region: str, slug: str, output_dir: Path, reason: str, *, det
 def render_region_report(region: str, slug: str, output_dir: Path, processed_dir: Path, *,
                          timeout: int = 600, notebook: Path | None = None,
                          kernel_manager_class: type | None = None,
-                         not_estimable_in_process: bool = False) -> RegionRender:
+                         in_process_notebook: bool = False) -> RegionRender:
     """Execute and convert one region's report in this process; never raises for a region-level failure.
 
     Parameters
@@ -536,11 +536,13 @@ def render_region_report(region: str, slug: str, output_dir: Path, processed_dir
         A jupyter_client kernel manager for the first attempt (the executors pass
         :class:`evalkit.executors.ForkedKernelManager`); the retry after a failed
         kernel start always launches an ordinary kernel.
-    not_estimable_in_process : bool
-        Run the notebook of a region that is not estimable in this process, without
-        a kernel (the same cells, outputs and page; see :func:`_in_process_engine_class`).
-        Only for a process that renders nothing else at the same time: the executors'
-        forked region processes pass True.
+    in_process_notebook : bool
+        Run the region's notebook in this process, without a kernel (the same cells, outputs
+        and page, checked byte for byte on every region of the sample; see
+        :func:`_in_process_engine_class`); it saves the kernel's start and messages, about a
+        third of a report's time. Only for a process that renders nothing else at the same
+        time and whose time limit is enforced from outside: the executors' forked region
+        processes pass True; threads, Dask workers and direct calls use a kernel.
 
     Returns
     -------
@@ -563,7 +565,7 @@ def render_region_report(region: str, slug: str, output_dir: Path, processed_dir
         row = _validate(region, output_dir, processed_dir, notebook)
         status, reason = _status_of(row)
         executed.parent.mkdir(parents=True, exist_ok=True)
-        in_process = not_estimable_in_process and status == "not_estimable"
+        in_process = in_process_notebook
         try:
             nb = _execute(region, output_dir, processed_dir, scratch, timeout, notebook, kernel_manager_class,
                           in_process=in_process)

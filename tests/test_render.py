@@ -488,42 +488,47 @@ def _without_build_time(page: str) -> str:
 
 
 @pytest.mark.slow
-def test_not_estimable_region_without_a_kernel_gives_the_kernels_page_and_notebook(tmp_path, run):
-    """In process (no kernel) a not-estimable region gets the very page and cells a kernel gives."""
+def test_a_region_without_a_kernel_gives_the_kernels_page_and_notebook(tmp_path, run):
+    """In process (no kernel) a region gets the very page and cells a kernel gives: an estimated
+    region (every figure and table) and a not-estimable one."""
     import shutil
 
     out, processed, *_ = run
-    here = tmp_path / "out"
-    shutil.copytree(out, here, ignore=shutil.ignore_patterns("regions", "notebooks", "logs"))
-    monkey_kernel = []
-    real_execute = papermill.execute_notebook
+    pages = {}
+    for name, in_process in (("kernel", False), ("in-process", True)):
+        here = tmp_path / name
+        shutil.copytree(out, here, ignore=shutil.ignore_patterns("regions", "notebooks", "logs"))
+        engines = []
+        real_execute = papermill.execute_notebook
 
-    def spy(*args, **kwargs):
-        monkey_kernel.append(kwargs.get("engine_name"))
-        return real_execute(*args, **kwargs)
+        def spy(*args, **kwargs):
+            engines.append(kwargs.get("engine_name"))
+            return real_execute(*args, **kwargs)
 
-    papermill.execute_notebook = spy
-    try:
-        result = render_region_report("Northern Cape", "northern-cape", here, processed, timeout=60,
-                                      not_estimable_in_process=True)
-        estimated = render_region_report("Gauteng", "gauteng", here, processed, timeout=60,
-                                         not_estimable_in_process=True)
-    finally:
-        papermill.execute_notebook = real_execute
-    assert result.status == "not_estimable" and result.reason == NC_REASON
-    assert estimated.status == "ok"
-    assert monkey_kernel == [render.IN_PROCESS_ENGINE, None]  # an estimated region still gets a kernel
-    ours = (here / "regions" / "northern-cape.html").read_text(encoding="utf-8")
-    kernels = (out / "regions" / "northern-cape.html").read_text(encoding="utf-8")
-    assert _without_build_time(ours) == _without_build_time(kernels)
-    mine = nbformat.read(here / "notebooks" / "northern-cape.ipynb", as_version=4)
-    theirs = nbformat.read(out / "notebooks" / "northern-cape.ipynb", as_version=4)
-    assert mine.metadata.language_info == theirs.metadata.language_info
-    assert [(c.cell_type, c.get("execution_count"), [(o.output_type, sorted(o.get("data", {})))
-                                                     for o in c.get("outputs", [])]) for c in mine.cells] == \
-           [(c.cell_type, c.get("execution_count"), [(o.output_type, sorted(o.get("data", {})))
-                                                     for o in c.get("outputs", [])]) for c in theirs.cells]
-    assert all(c.metadata.papermill.status == "completed" for c in mine.cells)
+        papermill.execute_notebook = spy
+        try:
+            result = render_region_report("Northern Cape", "northern-cape", here, processed, timeout=60,
+                                          in_process_notebook=in_process)
+            estimated = render_region_report("Gauteng", "gauteng", here, processed, timeout=60,
+                                             in_process_notebook=in_process)
+        finally:
+            papermill.execute_notebook = real_execute
+        assert result.status == "not_estimable" and result.reason == NC_REASON
+        assert estimated.status == "ok"
+        assert engines == ([render.IN_PROCESS_ENGINE] * 2 if in_process else [None, None])
+        pages[name] = here
+    for slug in ("northern-cape", "gauteng"):
+        ours = (pages["in-process"] / "regions" / f"{slug}.html").read_text(encoding="utf-8")
+        kernels = (pages["kernel"] / "regions" / f"{slug}.html").read_text(encoding="utf-8")
+        assert _without_build_time(ours) == _without_build_time(kernels), slug
+        mine = nbformat.read(pages["in-process"] / "notebooks" / f"{slug}.ipynb", as_version=4)
+        theirs = nbformat.read(pages["kernel"] / "notebooks" / f"{slug}.ipynb", as_version=4)
+        assert mine.metadata.language_info == theirs.metadata.language_info
+        assert [(c.cell_type, c.get("execution_count"), [(o.output_type, sorted(o.get("data", {})))
+                                                         for o in c.get("outputs", [])]) for c in mine.cells] == \
+               [(c.cell_type, c.get("execution_count"), [(o.output_type, sorted(o.get("data", {})))
+                                                         for o in c.get("outputs", [])]) for c in theirs.cells]
+        assert all(c.metadata.papermill.status == "completed" for c in mine.cells)
 
 
 @pytest.mark.slow
@@ -531,7 +536,7 @@ def test_error_in_a_cell_without_a_kernel_is_isolated_like_a_kernels(tmp_path, r
     """A cell that raises in process: the same plain reason, the cell's traceback in the log."""
     out, *_ = run
     result = render_region_report("Northern Cape", "nc-broken", out, _corrupt_processed(tmp_path), timeout=60,
-                                  not_estimable_in_process=True)
+                                  in_process_notebook=True)
     assert result.status == "failed"
     assert result.reason == ("The report stopped with an error while reading or summarising this region's "
                              "data (ArrowInvalid).")
