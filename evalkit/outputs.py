@@ -35,6 +35,7 @@ __all__ = [
     "Staging",
     "code_fingerprint",
     "frame_digest",
+    "frame_digests_by",
     "hash_json",
     "input_file_hashes",
     "outputs_complete",
@@ -79,11 +80,26 @@ def code_fingerprint() -> dict[str, str]:
 
 def frame_digest(frame: pd.DataFrame) -> str:
     """Order-sensitive hash of a DataFrame's columns and values."""
+    return _rows_digest(frame.columns, _row_hashes(frame))
+
+
+def frame_digests_by(frame: pd.DataFrame, column: str, values: Iterable[str]) -> dict[str, str]:
+    """:func:`frame_digest` of the rows where ``column`` equals each of ``values``, with every
+    row hashed once however many values (a region's slice of a national table, say)."""
+    row_hashes = _row_hashes(frame)
+    labels = frame[column].astype(object).to_numpy()
+    return {value: _rows_digest(frame.columns, row_hashes[labels == value]) for value in values}
+
+
+def _row_hashes(frame: pd.DataFrame):
     import pandas as pd
 
-    digest = hashlib.sha256(",".join(map(str, frame.columns)).encode())
-    if len(frame):
-        digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return pd.util.hash_pandas_object(frame, index=False).to_numpy()
+
+
+def _rows_digest(columns: Iterable, row_hashes) -> str:
+    digest = hashlib.sha256(",".join(map(str, columns)).encode())
+    digest.update(row_hashes.tobytes())
     return digest.hexdigest()
 
 
@@ -214,7 +230,6 @@ class RunKey:
     processed_dir: Path
     parameters: dict
     fingerprint: dict
-    inputs: dict
     key: str
 
 
@@ -234,9 +249,8 @@ def run_key(data_dir: Path | str, output_dir: Path | str, processed_dir: Path | 
     parameters = {"data_dir": str(data_dir), "output_dir": str(output_dir), "processed_dir": str(processed_dir),
                   "level": level, "regions": sorted(regions) if regions else "all", "render": render}
     fingerprint = code_fingerprint()
-    inputs = input_file_hashes(data_dir)
-    key = hash_json({"inputs": inputs, "parameters": parameters, "fingerprint": fingerprint})
-    return RunKey(data_dir, output_dir, processed_dir, parameters, fingerprint, inputs, key)
+    key = hash_json({"inputs": input_file_hashes(data_dir), "parameters": parameters, "fingerprint": fingerprint})
+    return RunKey(data_dir, output_dir, processed_dir, parameters, fingerprint, key)
 
 
 def outputs_complete(key: RunKey, manifest: dict) -> bool:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import hashlib
 import multiprocessing
 import os
 import platform
@@ -36,8 +35,8 @@ from .power import power_table
 from .propensity import overlap_table
 from .indicators import build_child_outcomes, centre_outcomes, region_indicators
 from .quality import cleaning_summary
-from .outputs import (UP_TO_DATE_MESSAGE, OutputLock, Staging, hash_json, read_manifest, run_key,
-                      up_to_date, write_csv, write_json, write_parquet)
+from .outputs import (UP_TO_DATE_MESSAGE, OutputLock, Staging, frame_digests_by, hash_json, read_manifest,
+                      run_key, up_to_date, write_csv, write_json, write_parquet)
 from .readers import read_data_folder
 from .reporting import primary_row
 from .satisfaction import satisfaction_table
@@ -150,8 +149,7 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
     sizes = outcomes["region"].value_counts()
     work = ([NATIONAL] if len(chosen) > 1 else []) + sorted(chosen, key=lambda r: -int(sizes.get(r, 0)))
     pieces = dict(zip(work, _map_analysis(work, outcomes, centres_out, chosen, jobs=jobs)))
-    frames = [pieces[region]["estimates"] for region in chosen] + ([pieces[NATIONAL]["estimates"]]
-                                                                    if len(chosen) > 1 else [])
+    frames = [pieces[region]["estimates"] for region in [*chosen, NATIONAL] if region in pieces]
     estimates = pd.concat(frames, ignore_index=True)
     estimates = estimates[[*ESTIMATE_COLUMNS, *[c for c in estimates.columns if c not in ESTIMATE_COLUMNS]]]
     # wall-clock time of the estimates, balance, power and overlap of all regions (run side by side)
@@ -195,6 +193,9 @@ def _analyse(region: str) -> dict:
     return piece
 
 
+_CATEGORY_COLUMNS = ("child_id", "sex", "setting", "region", "wave")
+
+
 def _with_categories(outcomes: pd.DataFrame, centres: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The analysis tables with their key text columns as categoricals.
 
@@ -207,9 +208,6 @@ def _with_categories(outcomes: pd.DataFrame, centres: pd.DataFrame) -> tuple[pd.
     outcomes = outcomes.astype({"centre_id": ids, **{c: "category" for c in _CATEGORY_COLUMNS if c in outcomes}})
     centres = centres.astype({"centre_id": ids, **{c: "category" for c in ("setting", "region") if c in centres}})
     return outcomes, centres
-
-
-_CATEGORY_COLUMNS = ("child_id", "sex", "setting", "region", "wave")
 
 
 def _analyse_and_release(region: str) -> dict:
@@ -291,23 +289,13 @@ def _package_versions() -> dict[str, str]:
 
 
 def _region_digests(prepared: Prepared, fingerprint: dict) -> dict[str, str]:
-    """Everything each region's report is built from: its rows of every table, and the code.
-
-    Each table's rows are hashed once (one pass over the child outcomes, however many regions)
-    and a region's digest combines the hashes of its rows in order.
-    """
+    """Everything each region's report is built from: its rows of every table, and the code."""
     tables = {"child_outcomes": prepared.child_outcomes, **prepared.results_tables()}
     parts: dict[str, dict] = {region: {"fingerprint": fingerprint, "region": region} for region in prepared.regions}
     for name, frame in tables.items():
-        if "region" not in frame.columns:
-            continue
-        row_hashes = pd.util.hash_pandas_object(frame, index=False).to_numpy()
-        header = ",".join(map(str, frame.columns))
-        region_of = frame["region"].astype(object).to_numpy()
-        for region in prepared.regions:
-            digest = hashlib.sha256(header.encode())
-            digest.update(row_hashes[region_of == region].tobytes())
-            parts[region][name] = digest.hexdigest()
+        if "region" in frame.columns:
+            for region, digest in frame_digests_by(frame, "region", prepared.regions).items():
+                parts[region][name] = digest
     return {region: hash_json(part) for region, part in parts.items()}
 
 

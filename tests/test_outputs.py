@@ -11,8 +11,8 @@ import pytest
 from evalkit import render
 from evalkit.errors import InputError
 from evalkit.cli import main
-from evalkit.outputs import (LOCK_NAME, STAGING_NAME, OutputLock, frame_digest, hash_json, read_manifest, run_key,
-                             up_to_date)
+from evalkit.outputs import (LOCK_NAME, STAGING_NAME, OutputLock, frame_digest, frame_digests_by, hash_json,
+                             read_manifest, run_key, up_to_date)
 from evalkit.pipeline import prepare, run
 from evalkit.simulate import simulate
 
@@ -28,6 +28,14 @@ def test_hash_json_ignores_key_order_and_frame_digest_sees_values():
     one = pd.DataFrame({"x": [1.0, 2.0]})
     assert frame_digest(one) == frame_digest(one.copy())
     assert frame_digest(one) != frame_digest(pd.DataFrame({"x": [1.0, 2.5]}))
+
+
+def test_digests_by_region_equal_the_digest_of_each_regions_rows():
+    frame = pd.DataFrame({"region": ["A", "B", "A", "C"], "x": [1.0, 2.0, 3.0, 4.0]})
+    digests = frame_digests_by(frame, "region", ["A", "B", "D"])
+    for region in ("A", "B", "D"):
+        assert digests[region] == frame_digest(frame.loc[frame["region"] == region])
+    assert digests["A"] != digests["B"]
 
 
 def test_lock_refuses_a_live_writer_and_takes_over_a_stale_one(tmp_path):
