@@ -29,6 +29,7 @@ import yaml
 from .cleaning import missing_code_reasons
 from .config import load_rules
 from .errors import InputError
+from .hashing import sha256_file
 
 __all__ = [
     "CODEBOOK_FILE",
@@ -201,8 +202,6 @@ def load_codebook(folder: Path, rules: dict | None = None) -> Codebook | None:
         YAML syntax, unknown keys, a target that is not a contract column, a
         missing XLSForm, a range that is not two numbers.
     """
-    from .readers import sha256_file
-
     path = Path(folder) / CODEBOOK_FILE
     if not path.is_file():
         return None
@@ -244,8 +243,6 @@ def load_codebook(folder: Path, rules: dict | None = None) -> Codebook | None:
 
 
 def _load_form(path: Path, separator: str, label: str | None, hashes: dict[str, str]) -> XLSForm:
-    from .readers import sha256_file
-
     form = read_xlsform(path, separator=separator, label=label)
     hashes[path.name] = sha256_file(path)
     return form

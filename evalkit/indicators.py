@@ -23,7 +23,9 @@ import numpy as np
 import pandas as pd
 
 from .config import DAYS_PER_MONTH, ELOM_DOMAINS, load_rules
+from .groups import arm_label, region_of_centres
 from .growth import CLASS_COLUMNS, FLAG_LIMITS, classify_zscores, who_zscores
+from .satisfaction import centre_satisfaction
 
 __all__ = [
     "age_in_days",
@@ -35,8 +37,6 @@ __all__ = [
     "social_emotional_score",
     "sef_meets_standard",
     "attendance_rate",
-    "region_of_centres",
-    "arm_label",
     "build_child_outcomes",
     "region_indicators",
     "centre_outcomes",
@@ -47,7 +47,6 @@ __all__ = [
     "CHILD_OUTCOME_COLUMNS",
     "REGION_INDICATOR_COLUMNS",
     "CENTRE_OUTCOME_COLUMNS",
-    "ARM_LABELS",
 ]
 
 #: The columns the data contract requires in ``child_outcomes.parquet`` (plus the
@@ -63,11 +62,6 @@ CHILD_OUTCOME_COLUMNS = [
     *CONTRACT_CHILD_COLUMNS,
     "is_on_track", *CLASS_COLUMNS, "elom_sef", "is_sef_meeting_standard",
 ]
-
-#: How ``is_partnered`` is written in grouped tables; a missing status is "unknown".
-ARM_LABELS = {True: "partnered", False: "comparison"}
-_UNKNOWN_ARM = "unknown"
-
 
 # --------------------------------------------------------------------------- age
 def age_in_days(date_of_birth: pd.Series, assessment_date: pd.Series) -> pd.Series:
@@ -219,22 +213,6 @@ def attendance_rate(days_attended: pd.Series, days_possible: pd.Series) -> pd.Se
     """Share of possible days attended; missing when days possible is 0 or missing."""
     possible = days_possible.where(days_possible > 0)
     return days_attended / possible
-
-
-# ------------------------------------------------------------------------ groups
-def region_of_centres(centres: pd.DataFrame, level: str = "province") -> pd.Series:
-    """The region of each centre at ``level`` ('province' or 'district')."""
-    if level not in ("province", "district"):
-        raise ValueError(f"unknown level {level!r}: use 'province' or 'district'")
-    return centres[level].rename("region")
-
-
-def arm_label(is_partnered: pd.Series) -> pd.Series:
-    """'partnered' / 'comparison' / 'unknown' (missing treatment status)."""
-    values = is_partnered.astype("boolean")
-    out = np.where(values.fillna(False).to_numpy(dtype=bool), ARM_LABELS[True], ARM_LABELS[False])
-    out = np.where(values.isna().to_numpy(), _UNKNOWN_ARM, out)
-    return pd.Series(out, index=is_partnered.index, dtype="object", name="arm")
 
 
 # ---------------------------------------------------------------- child outcomes
@@ -454,8 +432,6 @@ def centre_outcomes(centres: pd.DataFrame, parent_survey: pd.DataFrame, treatmen
         When ``child_outcomes`` places a centre in another region than ``level``
         gives (the two were built at different levels).
     """
-    from .satisfaction import centre_satisfaction
-
     targets = targets or load_rules("targets")
     out = centres[["centre_id", "province", "district", "setting", "registration_status",
                    "fee_band", "enrolment", "practitioners", "practitioners_trained",

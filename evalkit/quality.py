@@ -32,7 +32,8 @@ import pandas as pd
 
 from .cleaning import CleanData
 from .config import DAYS_PER_MONTH, ELOM_DOMAINS, load_rules
-from .indicators import arm_label, elom_total
+from .groups import arm_label
+from .indicators import elom_total
 from .treatment import derive_treatment
 
 __all__ = [

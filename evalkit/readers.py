@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import copy
 import csv
-import hashlib
 import io
 import math
 import re
@@ -39,8 +38,10 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from .codebook import apply_codebook, load_codebook, merge_rules, source_names
 from .config import TABLES, load_rules
 from .errors import InputError
+from .hashing import sha256_file
 
 __all__ = [
     "REQUIRED_COLUMNS",
@@ -53,7 +54,6 @@ __all__ = [
     "find_table_file",
     "read_table",
     "read_data_folder",
-    "sha256_file",
 ]
 
 SUPPORTED_SUFFIXES = (".csv", ".xlsx", ".dta", ".sav")
@@ -143,15 +143,6 @@ class RawData:
     rules: dict = field(default_factory=lambda: copy.deepcopy(load_rules("cleaning")))
     sources: dict[str, SourceInfo] = field(default_factory=dict)
     codebook: Path | None = None
-
-
-def sha256_file(path: Path) -> str:
-    """Return the SHA-256 hex digest of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def contract_columns(table: str, rules: dict | None = None) -> tuple[str, ...]:
@@ -619,8 +610,6 @@ def read_data_folder(folder: Path) -> RawData:
         When a table is missing, unreadable, lacks a required column, or the
         codebook is not valid.
     """
-    from .codebook import apply_codebook, load_codebook, merge_rules, source_names
-
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(folder, "data folder does not exist")

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from .cleaning import SATISFACTION_ITEMS
-from .indicators import arm_label, region_of_centres
+from .groups import arm_label, region_of_centres
 
 __all__ = [
     "LIKERT_ITEMS",

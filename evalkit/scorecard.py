@@ -19,7 +19,7 @@ import pandas as pd
 
 from .cleaning import normalise_key
 from .config import load_rules
-from .indicators import region_of_centres
+from .groups import region_of_centres
 from .satisfaction import OVERALL_ITEM, centre_satisfaction, responses_with_groups, satisfaction_summary
 
 __all__ = [

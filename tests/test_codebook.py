@@ -10,7 +10,8 @@ from evalkit.cleaning import clean_all
 from evalkit.codebook import apply_codebook, load_codebook, merge_rules, read_xlsform
 from evalkit.config import TABLES, load_rules
 from evalkit.errors import InputError
-from evalkit.readers import read_data_folder, sha256_file
+from evalkit.hashing import sha256_file
+from evalkit.readers import read_data_folder
 
 FIXTURES = Path(__file__).parent / "fixtures"
 CANONICAL, KOBO = FIXTURES / "canonical", FIXTURES / "kobo"

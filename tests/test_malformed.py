@@ -24,7 +24,8 @@ import pytest
 from evalkit.cleaning import CleanData, clean_all
 from evalkit.cli import main
 from evalkit.errors import InputError
-from evalkit.readers import read_data_folder, sha256_file
+from evalkit.hashing import sha256_file
+from evalkit.readers import read_data_folder
 from evalkit.schemas import validate_clean_tables
 
 CANONICAL = Path(__file__).parent / "fixtures" / "canonical"

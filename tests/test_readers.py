@@ -9,13 +9,13 @@ import pyreadstat
 import pytest
 
 from evalkit.errors import InputError
+from evalkit.hashing import sha256_file
 from evalkit.readers import (
     RawData,
     contract_columns,
     find_table_file,
     read_data_folder,
     read_table,
-    sha256_file,
 )
 
 CENTRES = "centre_id,province,setting\nC1,Gauteng,urban\nC2,KZN,rural\n"
