@@ -31,7 +31,8 @@ from typing import Any
 import pandas as pd
 
 from .cleaning import CleanData, clean_all, formula_safe
-from .config import TEMPLATES, load_rules
+from .config import load_rules
+from .study import package_templates_dir
 from .errors import InputError
 from .quality import QualityReport, check_quality, cleaning_summary
 from .readers import RawData, read_data_folder
@@ -373,7 +374,7 @@ def render_check_html(report: QualityReport, raw: RawData, clean: CleanData, *, 
 
     from . import __version__
 
-    env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True, undefined=StrictUndefined,
+    env = Environment(loader=FileSystemLoader(str(package_templates_dir())), autoescape=True, undefined=StrictUndefined,
                       keep_trailing_newline=True)
     context = _context(report, raw, clean, generated, __version__, outlier_method)
     return env.get_template("check.html.j2").render(**context)

@@ -43,7 +43,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .config import MIN_CENTRES_PER_ARM, load_rules
+from .config import NATIONAL, load_rules
+from .errors import ChoiceError
 from .indicators import OUTCOME_FAMILY
 from .inference import Inference, LinearFit, fit_linear
 from .multiplicity import bh_qvalues, kling_components, kling_index, sharpened_qvalues
@@ -62,6 +63,7 @@ __all__ = [
     "ancova_from_frame",
     "aipw_from_frame",
     "centre_outcome_frame",
+    "check_arguments",
     "comparison_baseline_sd",
     "design_matrix",
     "did_frame",
@@ -91,16 +93,55 @@ CONTRACT_COLUMNS = [
 EXTRA_COLUMNS = ["q_value_bh", "q_value_sharpened", "subgroup", "warning", "is_primary"]
 ESTIMATE_COLUMNS = CONTRACT_COLUMNS + EXTRA_COLUMNS
 
-ANCOVA_COVARIATES = ("baseline", "age_months", "sex", "setting")
 ALL_INFERENCES: tuple[str, ...] = ("CR1", "CR2", "WCR-bootstrap")
 ESTIMATORS: tuple[str, ...] = ("ancova", "did", "regression_adjustment", "ipw", "aipw")
 CENTRE_INFERENCES: tuple[str, ...] = ("HC1", "CR2", "WCR-bootstrap")
-NATIONAL = "National"
 _DEFAULT_SEED = 20251123
 
 
 def _rules() -> dict:
     return load_rules("estimation")
+
+
+def _planned_inferences() -> list[str]:
+    """The child-level inferences the plan runs (its primary one always), in ALL_INFERENCES order."""
+    rules = _rules()
+    chosen = {*rules["inferences"], rules["primary"]["inference"]}
+    return [name for name in ALL_INFERENCES if name in chosen]
+
+
+def _planned_centre_inferences() -> list[str]:
+    """The centre-level counterparts of the planned inferences (HC1 for CR1)."""
+    child = _planned_inferences()
+    return [centre for centre, name in zip(CENTRE_INFERENCES, ALL_INFERENCES) if name in child]
+
+
+def _planned_estimators() -> set[str]:
+    rules = _rules()
+    return {*rules["estimators"], rules["primary"]["estimator"]}
+
+
+def _planned_outcomes() -> list[str] | None:
+    """The outcomes the plan names (its primary one always), or None for the whole family."""
+    rules = _rules()
+    if rules["outcomes"] == "all":
+        return None
+    return list(dict.fromkeys([rules["primary"]["outcome"], *rules["outcomes"]]))
+
+
+def ancova_covariates() -> tuple[list[str], list[str]]:
+    """The ANCOVA's numeric and categorical covariates in force (contract: baseline outcome and
+    age; sex and setting), ``baseline`` first among the numeric ones."""
+    covariates = _rules()["covariates"]
+    return list(covariates["ancova_numeric"]), list(covariates["ancova_categorical"])
+
+
+def _ancova_extra_columns() -> list[str]:
+    """ANCOVA covariates and subgroup columns that are not among the child keys every frame carries."""
+    numeric, categorical = ancova_covariates()
+    subgroups = _rules()["heterogeneity"]
+    wanted = [*numeric, *categorical, *subgroups["child"], *subgroups["centre"]]
+    return list(dict.fromkeys(c for c in wanted if c != "baseline" and c not in _CHILD_KEYS))
 
 
 # --------------------------------------------------------------------------- fits (compatible API)
@@ -305,6 +346,52 @@ def _region_rows(data: pd.DataFrame, region: str | None) -> pd.DataFrame:
 _CHILD_KEYS = ["child_id", "centre_id", "region", "is_partnered", "age_months", "sex", "setting"]
 
 
+def check_arguments(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame | None = None, *,
+                     region: str | None = None, outcome: str | None = None, outcomes: Sequence[str] | None = None,
+                     inference: str | Sequence[str] | None = None, estimators: Sequence[str] | None = None,
+                     centre_level: bool = False, extra_regions: Iterable[str] = (),
+                     extra_outcomes: Iterable[str] = ()) -> None:
+    """Raise :class:`ChoiceError`, naming the valid values, for an argument the data cannot answer.
+
+    * ``region``: a value of the tables' ``region`` column (or of ``extra_regions``);
+    * ``outcome`` (one model's): a numeric column of ``child_outcomes`` other than the model's
+      keys, with ``centre_level`` also a centre-level outcome of the family (one of
+      ``centre_outcomes`` when it is given), or one of ``extra_outcomes``;
+    * ``outcomes`` (:func:`estimate_region`'s): the family present in the data, the Kling index;
+    * ``inference``: :data:`ALL_INFERENCES`, :data:`CENTRE_INFERENCES` for a centre-level outcome;
+    * ``estimators``: :data:`ESTIMATORS`.
+
+    An argument that is ``None`` is not checked.
+    """
+    tables = [t for t in (child_outcomes, centre_outcomes) if t is not None and "region" in t.columns]
+    extra_regions = set(extra_regions)
+    if (region is not None and tables and region not in extra_regions
+            and not any((t["region"] == region).any() for t in tables)):
+        present = {str(r) for t in tables for r in t["region"].dropna().unique()} | extra_regions
+        raise ChoiceError("region", region, valid=sorted(present))
+    if outcome is not None:
+        valid = [c for c in child_outcomes.columns
+                 if c not in _CHILD_KEYS and pd.api.types.is_numeric_dtype(child_outcomes[c].dtype)]
+        valid += [spec.name for spec in OUTCOME_FAMILY if centre_level and spec.level == "centre"
+                  and spec.name not in valid and (centre_outcomes is None or spec.name in centre_outcomes.columns)]
+        valid += [name for name in dict.fromkeys(extra_outcomes) if name not in valid]
+        if outcome not in valid:
+            raise ChoiceError("outcome", outcome, valid=valid)
+    if outcomes is not None:
+        valid = [name for name, _ in _available_outcomes(child_outcomes, centre_outcomes)]
+        for name in [outcomes] if isinstance(outcomes, str) else outcomes:
+            if name not in valid:
+                raise ChoiceError("outcome", name, valid=valid)
+    if inference is not None:
+        valid = CENTRE_INFERENCES if outcome is not None and _outcome_level(outcome) == "centre" else ALL_INFERENCES
+        for name in _as_tuple(inference):
+            if name not in valid:
+                raise ChoiceError("inference", name, valid=valid)
+    for name in [estimators] if isinstance(estimators, str) else estimators or ():
+        if name not in ESTIMATORS:
+            raise ChoiceError("estimator", name, valid=ESTIMATORS)
+
+
 class _ChildFrames:
     """The analysis frames of many outcomes from one pass over the child table.
 
@@ -319,7 +406,16 @@ class _ChildFrames:
         source = data if baseline_source is None else baseline_source
         outcomes = list(dict.fromkeys(outcomes))
         self.covariates = _centre_covariates(centre_outcomes)
-        endline = data.loc[data["wave"] == "endline", _CHILD_KEYS + outcomes]
+        extra = _ancova_extra_columns()
+        self.ancova_extra = [c for c in extra if c in data.columns]
+        endline = data.loc[data["wave"] == "endline", _CHILD_KEYS + self.ancova_extra + outcomes]
+        from_centres = [c for c in extra if c not in data.columns]
+        missing = [c for c in from_centres if centre_outcomes is None or c not in centre_outcomes.columns]
+        if missing:
+            raise ValueError(f"ANCOVA covariate or subgroup column(s) {', '.join(missing)} are neither "
+                             "child columns nor centre columns of the data")
+        endline = _with_centre_columns(endline, centre_outcomes, from_centres)
+        self.ancova_extra += from_centres
         self.endline = _with_centre_columns(endline, centre_outcomes, self.covariates)
         baseline = None
         endline_children = endline["child_id"].unique()
@@ -340,10 +436,11 @@ class _ChildFrames:
         self.panel = panel.sort_values(["centre_id", "child_id", "wave"])
 
     def ancova(self, outcome: str) -> pd.DataFrame:
-        frame = self.wide[[*_CHILD_KEYS, outcome, f"baseline__{outcome}"]].rename(
+        frame = self.wide[[*_CHILD_KEYS, *self.ancova_extra, outcome, f"baseline__{outcome}"]].rename(
             columns={outcome: "y", f"baseline__{outcome}": "baseline"})
         frame = frame.astype({"y": "float64", "baseline": "float64"})
-        frame = frame.dropna(subset=["y", "baseline", "is_partnered", "age_months", "sex", "setting", "centre_id"])
+        numeric, categorical = ancova_covariates()
+        frame = frame.dropna(subset=["y", "is_partnered", *numeric, *categorical, "centre_id"])
         frame = frame.assign(partnered=frame["is_partnered"].astype(bool).astype("float64"))
         return frame.reset_index(drop=True)
 
@@ -460,7 +557,11 @@ def _arm_counts(frame: pd.DataFrame) -> tuple[int, int]:
     return int(np.unique(codes[partnered]).size), int(np.unique(codes[~partnered]).size)
 
 
-def _too_few(n_part: int, n_comp: int, min_centres: int, what: str) -> str | None:
+def _too_few(n_part: int, n_comp: int, min_centres: int | None, what: str) -> str | None:
+    """The not_estimable reason when an arm has fewer than ``min_centres`` centres
+    (None: the plan's ``thresholds.min_centres_per_arm``)."""
+    if min_centres is None:
+        min_centres = _rules()["thresholds"]["min_centres_per_arm"]
     if n_part < min_centres or n_comp < min_centres:
         return (f"Only {n_part} partnered and {n_comp} comparison centres {what}; "
                 f"at least {min_centres} of each are needed.")
@@ -555,7 +656,7 @@ def _common(region: str, outcome: str, estimator: str, frame: pd.DataFrame, n_pa
 
 def ancova_from_frame(frame: pd.DataFrame, *, region: str, outcome: str = "elom_total",
                       inference: Inference | Sequence[Inference] = "CR1",
-                      min_centres: int = MIN_CENTRES_PER_ARM, baseline_sd: float = np.nan,
+                      min_centres: int | None = None, baseline_sd: float = np.nan,
                       subgroup: str = "", extra_numeric: Sequence[str] = (),
                       extra_categorical: Sequence[str] = (), coef: str = "partnered",
                       seed: int = _DEFAULT_SEED, bootstrap_reps: int | None = None,
@@ -574,8 +675,8 @@ def ancova_from_frame(frame: pd.DataFrame, *, region: str, outcome: str = "elom_
     reason = _too_few(n_part, n_comp, min_centres, "have children assessed at both baseline and endline")
     if reason:
         return _one_or_many(_not_estimable(common, inferences, reason), inference)
-    X, names = design_matrix(frame, ["partnered", *extra_numeric, "baseline", "age_months"],
-                             ["sex", "setting", *extra_categorical])
+    numeric, categorical = ancova_covariates()
+    X, names = design_matrix(frame, ["partnered", *extra_numeric, *numeric], [*categorical, *extra_categorical])
     fit = fit_linear(frame["y"].to_numpy(), X, names, frame["centre_id"])
     if coef not in fit.names:
         reason = f"The {coef} term is collinear with the other terms in this subgroup."
@@ -588,7 +689,7 @@ def ancova_from_frame(frame: pd.DataFrame, *, region: str, outcome: str = "elom_
 
 def estimate_ancova(child_outcomes: pd.DataFrame, region: str | None = None, *,
                     outcome: str = "elom_total", inference: Inference | Sequence[Inference] = "CR1",
-                    min_centres: int = MIN_CENTRES_PER_ARM, seed: int = _DEFAULT_SEED,
+                    min_centres: int | None = None, seed: int = _DEFAULT_SEED,
                     bootstrap_reps: int | None = None) -> EffectResult | EffectResults:
     """ANCOVA: endline outcome on partnered, baseline outcome, age, sex and setting.
 
@@ -597,6 +698,7 @@ def estimate_ancova(child_outcomes: pd.DataFrame, region: str | None = None, *,
     interval uses t on G−1 degrees of freedom. The region is ``not_estimable`` when fewer
     than ``min_centres`` partnered or comparison centres have usable data.
     """
+    check_arguments(child_outcomes, region=region, outcome=outcome, inference=inference)
     frame = ancova_frame(child_outcomes, region, outcome)
     sd = comparison_baseline_sd(child_outcomes, region, outcome)
     return ancova_from_frame(frame, region=region if region is not None else "All regions",
@@ -617,7 +719,7 @@ def _did_sample(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def did_from_frame(frame: pd.DataFrame, *, region: str, outcome: str = "elom_total",
-                   inference: Inference | Sequence[Inference] = "CR1", min_centres: int = MIN_CENTRES_PER_ARM,
+                   inference: Inference | Sequence[Inference] = "CR1", min_centres: int | None = None,
                    baseline_sd: float = np.nan, seed: int = _DEFAULT_SEED,
                    bootstrap_reps: int | None = None) -> EffectResult | EffectResults:
     """DiD on a :func:`did_frame`: ``y ~ endline + partnered_x_endline + age + sex + centre FE``.
@@ -642,7 +744,7 @@ def did_from_frame(frame: pd.DataFrame, *, region: str, outcome: str = "elom_tot
 
 
 def estimate_did(child_outcomes: pd.DataFrame, region: str | None = None, *, outcome: str = "elom_total",
-                 inference: Inference | Sequence[Inference] = "CR1", min_centres: int = MIN_CENTRES_PER_ARM,
+                 inference: Inference | Sequence[Inference] = "CR1", min_centres: int | None = None,
                  seed: int = _DEFAULT_SEED, bootstrap_reps: int | None = None) -> EffectResult | EffectResults:
     """Difference-in-differences on the child panel with centre fixed effects.
 
@@ -652,6 +754,7 @@ def estimate_did(child_outcomes: pd.DataFrame, region: str | None = None, *, out
     a lagged-dependent-variable process (scores regress to the mean) and arms that differ at
     baseline it is biased, which the Monte Carlo study in ``docs/methods.md`` shows.
     """
+    check_arguments(child_outcomes, region=region, outcome=outcome, inference=inference)
     sd, _ = _effect_scale(child_outcomes, region, outcome)
     return did_from_frame(did_frame(child_outcomes, region, outcome),
                           region=region if region is not None else "All regions", outcome=outcome,
@@ -675,7 +778,7 @@ def _model_frame_as_fitted(frame: pd.DataFrame, covariates: Sequence[str],
 
 def regression_adjustment_from_frame(frame: pd.DataFrame, *, region: str, outcome: str,
                                      inference: Inference | Sequence[Inference] = "CR1",
-                                     min_centres: int = MIN_CENTRES_PER_ARM, sd: float = np.nan,
+                                     min_centres: int | None = None, sd: float = np.nan,
                                      level: Literal["child", "centre"] = "child",
                                      centre_covariates: Sequence[str] = (), seed: int = _DEFAULT_SEED,
                                      bootstrap_reps: int | None = None, note: str = "",
@@ -710,7 +813,7 @@ def regression_adjustment_from_frame(frame: pd.DataFrame, *, region: str, outcom
 def estimate_regression_adjustment(child_outcomes: pd.DataFrame, region: str | None = None, *,
                                    centre_outcomes: pd.DataFrame | None = None, outcome: str = "elom_total",
                                    inference: Inference | Sequence[Inference] | None = None,
-                                   min_centres: int = MIN_CENTRES_PER_ARM, seed: int = _DEFAULT_SEED,
+                                   min_centres: int | None = None, seed: int = _DEFAULT_SEED,
                                    bootstrap_reps: int | None = None) -> EffectResult | EffectResults:
     """Regression adjustment without a baseline: endline outcome on partnered, age, sex,
     setting and the centre covariates (registration status, fee band) that drive selection.
@@ -718,6 +821,8 @@ def estimate_regression_adjustment(child_outcomes: pd.DataFrame, region: str | N
     The estimator for a region with no baseline, and for centre-level outcomes
     (``customer_service_score_pct``: one row per centre, HC1 errors).
     """
+    check_arguments(child_outcomes, centre_outcomes, region=region, outcome=outcome, inference=inference,
+                     centre_level=True)
     label = region if region is not None else "All regions"
     if _outcome_level(outcome) == "centre":
         if centre_outcomes is None:
@@ -773,7 +878,7 @@ def _ipw_sample(frame: pd.DataFrame, scored: pd.DataFrame) -> pd.DataFrame:
 
 
 def ipw_from_frame(frame: pd.DataFrame, scored: pd.DataFrame, *, region: str, outcome: str,
-                   inference: Inference | Sequence[Inference] = "CR1", min_centres: int = MIN_CENTRES_PER_ARM,
+                   inference: Inference | Sequence[Inference] = "CR1", min_centres: int | None = None,
                    sd: float = np.nan, level: Literal["child", "centre"] = "child", seed: int = _DEFAULT_SEED,
                    bootstrap_reps: int | None = None) -> EffectResult | EffectResults:
     """IPW (Hájek, effect on partnered centres): weighted least squares of the outcome on
@@ -811,7 +916,7 @@ def _aipw_categorical(data: pd.DataFrame, categorical: Sequence[str]) -> tuple[l
 
 def aipw_from_frame(frame: pd.DataFrame, scored: pd.DataFrame, *, region: str, outcome: str,
                     numeric: Sequence[str], categorical: Sequence[str],
-                    inference: Inference | Sequence[Inference] | None = None, min_centres: int = MIN_CENTRES_PER_ARM,
+                    inference: Inference | Sequence[Inference] | None = None, min_centres: int | None = None,
                     sd: float = np.nan, level: Literal["child", "centre"] = "child", seed: int = _DEFAULT_SEED,
                     bootstrap_reps: int | None = None) -> EffectResult | EffectResults:
     """AIPW for the effect on partnered centres (doubly robust), as one weighted regression.
@@ -898,10 +1003,12 @@ def _centre_sd(frame: pd.DataFrame) -> float:
 
 def estimate_ipw(child_outcomes: pd.DataFrame, region: str | None = None, *,
                  centre_outcomes: pd.DataFrame | None = None, outcome: str = "elom_total",
-                 inference: Inference | Sequence[Inference] | None = None, min_centres: int = MIN_CENTRES_PER_ARM,
+                 inference: Inference | Sequence[Inference] | None = None, min_centres: int | None = None,
                  seed: int = _DEFAULT_SEED, bootstrap_reps: int | None = None) -> EffectResult | EffectResults:
     """Inverse-probability weighting with centre-level propensity scores (effect on partnered
     centres). Overlap diagnostics are in ``result.diagnostics``; trimming is in the note."""
+    check_arguments(child_outcomes, centre_outcomes, region=region, outcome=outcome, inference=inference,
+                     centre_level=True)
     parts = _weighting_frames(child_outcomes, centre_outcomes, region, outcome)
     default = "CR1" if parts["level"] == "child" else "HC1"
     return ipw_from_frame(parts["ipw"], parts["scored"], region=region if region is not None else "All regions",
@@ -911,11 +1018,13 @@ def estimate_ipw(child_outcomes: pd.DataFrame, region: str | None = None, *,
 
 def estimate_aipw(child_outcomes: pd.DataFrame, region: str | None = None, *,
                   centre_outcomes: pd.DataFrame | None = None, outcome: str = "elom_total",
-                  inference: Inference | Sequence[Inference] | None = None, min_centres: int = MIN_CENTRES_PER_ARM,
+                  inference: Inference | Sequence[Inference] | None = None, min_centres: int | None = None,
                   seed: int = _DEFAULT_SEED, bootstrap_reps: int | None = None) -> EffectResult | EffectResults:
     """Doubly robust AIPW with centre-level propensity scores and an outcome model on the
     baseline outcome (when there is one), age, sex, setting and centre covariates
     (see :func:`aipw_from_frame`)."""
+    check_arguments(child_outcomes, centre_outcomes, region=region, outcome=outcome, inference=inference,
+                     centre_level=True)
     parts = _weighting_frames(child_outcomes, centre_outcomes, region, outcome)
     return aipw_from_frame(parts["aipw"], parts["scored"], region=region if region is not None else "All regions",
                            outcome=outcome, numeric=parts["numeric"], categorical=parts["categorical"],
@@ -938,7 +1047,7 @@ def _centre_attribute(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFram
 
 def estimate_heterogeneity(child_outcomes: pd.DataFrame, region: str | None = None, *,
                            centre_outcomes: pd.DataFrame | None = None, outcome: str = "elom_total",
-                           inference: Sequence[Inference] = ALL_INFERENCES, min_centres: int = MIN_CENTRES_PER_ARM,
+                           inference: Sequence[Inference] = ALL_INFERENCES, min_centres: int | None = None,
                            seed: int = _DEFAULT_SEED, bootstrap_reps: int | None = None) -> EffectResults:
     """The ANCOVA by subgroup, and how the effect changes with sex and months of partnership.
 
@@ -951,6 +1060,7 @@ def estimate_heterogeneity(child_outcomes: pd.DataFrame, region: str | None = No
     months, among partnered centres with a known first MOU date). Effect sizes use the
     region's denominator. A subgroup below ``min_centres`` in an arm is ``not_estimable``.
     """
+    check_arguments(child_outcomes, region=region, outcome=outcome, inference=inference)
     rules = _rules()["heterogeneity"]
     frame = ancova_frame(child_outcomes, region, outcome)
     sd = comparison_baseline_sd(child_outcomes, region, outcome)
@@ -964,7 +1074,7 @@ def estimate_heterogeneity(child_outcomes: pd.DataFrame, region: str | None = No
 
 def _heterogeneity_rows(frame: pd.DataFrame, *, region: str, outcome: str, sd: float,
                         partner_types: pd.Series | None, exposure: pd.Series | None,
-                        inference: Sequence[Inference] = ALL_INFERENCES, min_centres: int = MIN_CENTRES_PER_ARM,
+                        inference: Sequence[Inference] = ALL_INFERENCES, min_centres: int | None = None,
                         seed: int = _DEFAULT_SEED, bootstrap_reps: int | None = None) -> list[EffectResult]:
     rules = _rules()["heterogeneity"]
     kwargs = dict(region=region, outcome=outcome, inference=list(inference), min_centres=min_centres,
@@ -1008,20 +1118,28 @@ def _heterogeneity_rows(frame: pd.DataFrame, *, region: str, outcome: str, sd: f
 
 def _outcome_plan(data: pd.DataFrame, centre_outcomes: pd.DataFrame | None, outcomes: Sequence[str] | None
                   ) -> tuple[pd.DataFrame, list[tuple[str, str]], list[str]]:
-    """The outcomes to estimate: the declared family present in the data (in its order) and
-    the Kling index, added to ``data`` as a column. Returns the data, ``(outcome, level)``
+    """The outcomes to estimate: those of :func:`_available_outcomes` in ``outcomes`` (all when
+    None), the Kling index added to ``data`` as a column. Returns the data, ``(outcome, level)``
     pairs and the child-level outcome names."""
-    plan = []
+    plan = [(name, level) for name, level in _available_outcomes(data, centre_outcomes)
+            if outcomes is None or name in outcomes]
+    index_name = _rules()["kling_index"]["name"]
+    if (index_name, "child") in plan:
+        data = data.assign(**{index_name: kling_index(data, kling_components(data.columns))})
+    return data, plan, [o for o, level in plan if level == "child"]
+
+
+def _available_outcomes(data: pd.DataFrame, centre_outcomes: pd.DataFrame | None) -> list[tuple[str, str]]:
+    """``(outcome, level)`` of every outcome the data can answer: the declared family present in
+    the data (in its order), then the Kling index when it has two components or more."""
+    available = []
     for spec in OUTCOME_FAMILY:
         table = data if spec.level == "child" else centre_outcomes
-        if table is not None and spec.name in table.columns and (outcomes is None or spec.name in outcomes):
-            plan.append((spec.name, spec.level))
-    index_name = _rules()["kling_index"]["name"]
-    components = kling_components(data.columns)
-    if (outcomes is None or index_name in outcomes) and len(components) >= 2:  # one component is no index
-        data = data.assign(**{index_name: kling_index(data, components)})
-        plan.append((index_name, "child"))
-    return data, plan, [o for o, level in plan if level == "child"]
+        if table is not None and spec.name in table.columns:
+            available.append((spec.name, spec.level))
+    if len(kling_components(data.columns)) >= 2:  # one component is no index
+        available.append((_rules()["kling_index"]["name"], "child"))
+    return available
 
 
 def _child_rows(frames: _ChildFrames, data: pd.DataFrame, scored: pd.DataFrame | None, region: str,
@@ -1031,7 +1149,7 @@ def _child_rows(frames: _ChildFrames, data: pd.DataFrame, scored: pd.DataFrame |
     covariates = frames.covariates
     sd, scale_note = _effect_scale(data, None, outcome)
     frame = frames.ancova(outcome)
-    common = dict(region=region, outcome=outcome, inference=list(ALL_INFERENCES), seed=seed, bootstrap_reps=reps)
+    common = dict(region=region, outcome=outcome, inference=_planned_inferences(), seed=seed, bootstrap_reps=reps)
     rows: list[EffectResult] = []
     if "ancova" in estimators or national:
         rows.extend(ancova_from_frame(frame, baseline_sd=sd, extra_categorical=["region"] if national else [],
@@ -1059,7 +1177,7 @@ def _centre_rows(centres: pd.DataFrame, region: str, outcome: str, seed: int, re
     regression adjustment, IPW and AIPW)."""
     covariates = _centre_covariates(centres)
     frame = centre_outcome_frame(centres, None, outcome)
-    common = dict(region=region, outcome=outcome, inference=list(CENTRE_INFERENCES), sd=_centre_sd(frame),
+    common = dict(region=region, outcome=outcome, inference=_planned_centre_inferences(), sd=_centre_sd(frame),
                   level="centre", seed=seed, bootstrap_reps=reps)
     rows: list[EffectResult] = []
     if "regression_adjustment" in estimators or national:
@@ -1125,7 +1243,7 @@ def _without_fits(results: Iterable[EffectResult]) -> list[EffectResult]:
 
 def estimate_region(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame | None, region: str, *,
                     outcomes: Sequence[str] | None = None, seed: int = _DEFAULT_SEED,
-                    bootstrap_reps: int = 999, estimators: Sequence[str] = ESTIMATORS,
+                    bootstrap_reps: int = 999, estimators: Sequence[str] | None = None,
                     heterogeneity: bool = True) -> pd.DataFrame:
     """Every row of ``results/estimates.csv`` for one region.
 
@@ -1140,8 +1258,11 @@ def estimate_region(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame 
     with more than ``bootstrap_max_clusters`` / ``cr2_max_clusters`` (rules: 1,000) clusters. ``estimators`` and
     ``heterogeneity`` narrow the work for very large data (the primary row is always there).
     """
+    check_arguments(child_outcomes, centre_outcomes, region=region, outcomes=outcomes, estimators=estimators)
     data = child_outcomes.loc[child_outcomes["region"] == region]
     centres = None if centre_outcomes is None else centre_outcomes.loc[centre_outcomes["region"] == region]
+    outcomes = _planned_outcomes() if outcomes is None else outcomes
+    estimators = _planned_estimators() if estimators is None else estimators
     data, plan, child_family = _outcome_plan(data, centres, outcomes)
     frames = _ChildFrames(data, child_family, baseline_source=child_outcomes, centre_outcomes=centres)
     scored = _scored_centres(data, centres, None)
@@ -1149,7 +1270,7 @@ def estimate_region(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame 
     for outcome, level in plan:
         if level == "child":
             rows.extend(_without_fits(_child_rows(frames, data, scored, region, outcome, seed, bootstrap_reps,
-                                                  estimators={"ancova", *estimators})))
+                                                  estimators={_rules()["primary"]["estimator"], *estimators})))
         else:
             rows.extend(_without_fits(_centre_rows(centres, region, outcome, seed, bootstrap_reps,
                                                    estimators=estimators)))
@@ -1160,7 +1281,7 @@ def estimate_region(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame 
             frames.ancova(primary), region=region, outcome=primary, sd=_effect_scale(data, None, primary)[0],
             partner_types=_centre_attribute(data, centres, rules["partner_type_column"]),
             exposure=_centre_attribute(data, centres, rules["exposure_column"]), seed=seed,
-            bootstrap_reps=bootstrap_reps)))
+            bootstrap_reps=bootstrap_reps, inference=_planned_inferences())))
     return _finish(rows)
 
 
@@ -1174,6 +1295,8 @@ def estimate_national(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFram
     region dummies, HC1/CR2/bootstrap). The coefficient is a precision-weighted average of
     the within-region effects. The Kling index is standardised within each region.
     """
+    check_arguments(child_outcomes, centre_outcomes, outcomes=outcomes)
+    outcomes = _planned_outcomes() if outcomes is None else outcomes
     data, plan, child_family = _outcome_plan(child_outcomes.dropna(subset=["region"]), centre_outcomes, outcomes)
     frames = _ChildFrames(data, child_family)
     rows: list[EffectResult] = []

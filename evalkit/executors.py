@@ -59,7 +59,6 @@ from jupyter_client.manager import AsyncKernelManager
 from traitlets import default
 
 from . import render as render_mod
-from .config import PROJECT_ROOT
 from .errors import InputError
 
 __all__ = [
@@ -71,6 +70,7 @@ __all__ = [
     "RenderProgress",
     "ThreadExecutor",
     "make_executor",
+    "render_reports",
     "serve",
 ]
 
@@ -571,7 +571,7 @@ class RegionServer:
         self._scratch = tempfile.mkdtemp(prefix="evalkit-render-")
         self._proc = subprocess.Popen(
             [sys.executable, "-c", "from evalkit.executors import serve; serve()"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=str(PROJECT_ROOT),
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             start_new_session=True)  # Ctrl-C in a terminal reaches only evalkit, which stops the rest
         self._lock = threading.Condition()
         self._tasks: dict[int, _Task] = {}
@@ -1135,3 +1135,84 @@ def make_executor(kind: str = "local", *, jobs: int | None = None, scheduler: st
         return DaskExecutor(scheduler, jobs)
     raise ValueError(f"unknown executor {kind!r}: use 'local' or 'dask'")
 
+
+# --------------------------------------------------------------------------- a batch of regions
+
+def render_reports(regions: list[tuple[str, str]], output_dir: Path, processed_dir: Path, *,
+                   jobs: int = 1, timeout: int = 600, executor: "str | _Executor" = "local",
+                   scheduler: str | None = None, progress: Callable[[str], None] | None = None,
+                   notebook: Path | str | None = None) -> list["render_mod.RegionRender"]:
+    """Render every ``(region, slug)``, at most ``jobs`` at once, each in its own process.
+
+    Parameters
+    ----------
+    regions : list of (region, slug)
+        What to render; slugs must be unique and file-name safe.
+    output_dir, processed_dir : Path
+        The (staged) output folder and the folder holding the prepared child data.
+    jobs : int
+        Regions rendered at once by the local executor.
+    timeout : int
+        Seconds one region's report may take in all (its process is stopped after
+        that and the region gets an unavailable page); also each cell's limit.
+    executor : {"local", "dask"} or an executor object
+        An object made by :func:`make_executor` is used as it is (and not closed).
+    scheduler : str, optional
+        Dask scheduler address for ``executor="dask"`` (default: a local cluster).
+    progress : callable, optional
+        Receives one line per region started and finished (status, elapsed, ETA);
+        when it is ``print`` and standard output is a terminal, a live table is
+        drawn instead.
+    notebook : path, optional
+        The notebook every region executes (default ``render.REGIONAL_NOTEBOOK``).
+
+    Returns
+    -------
+    list of RegionRender
+        One per region, in the order given. A failed region never stops the others.
+    """
+    regions = [(str(region), str(slug)) for region, slug in regions]
+    slugs = [slug for _, slug in regions]
+    for slug in slugs:
+        render_mod._check_slug(slug)
+    duplicates = sorted({s for s in slugs if slugs.count(s) > 1})
+    if duplicates:
+        raise ValueError(f"two regions share the file name(s) {', '.join(duplicates)}")
+    if not regions:
+        return []
+    output_dir = Path(output_dir).expanduser().resolve()
+    processed_dir = Path(processed_dir).expanduser().resolve()
+    notebook = Path(notebook if notebook is not None else render_mod.REGIONAL_NOTEBOOK)
+    work = [RegionJob(region=region, slug=slug, output_dir=str(output_dir), processed_dir=str(processed_dir),
+                      notebook=str(notebook), timeout=int(timeout))
+            for region, slug in regions]
+    work = _longest_first(work, output_dir)
+    if isinstance(executor, str):
+        with make_executor(executor, jobs=jobs, scheduler=scheduler) as runner:
+            done = runner.run(work, progress=progress)
+    else:
+        done = executor.run(work, progress=progress)
+    by_slug = {result.slug: result for result in done}
+    return [by_slug[slug] for slug in slugs]
+
+
+def _longest_first(work: list[RegionJob], output_dir: Path) -> list[RegionJob]:
+    """Regions with an estimate first, those that are not estimable (a shorter report) last.
+
+    With more regions than workers, the short reports then fill the end of the batch,
+    when some workers would otherwise wait for the last long one. The order is otherwise
+    kept; results are returned in the caller's order whatever the order of work.
+    """
+    import pandas as pd
+
+    from . import reporting
+
+    try:
+        estimates = pd.read_csv(output_dir / "results" / "estimates.csv")
+        if "region" not in estimates:
+            return work
+        estimated = {job.slug: render_mod._status_of(reporting.primary_row(estimates, job.region))[0] == "ok"
+                     for job in work}
+    except Exception:  # noqa: BLE001 - only an ordering hint; each region reports its own problem
+        return work
+    return sorted(work, key=lambda job: not estimated[job.slug])

@@ -24,6 +24,8 @@ import numpy as np
 import pandas as pd
 
 from . import reporting
+from .errors import InputError
+from .study import find_study, user_path
 
 __all__ = [
     "SUBGROUPS",
@@ -108,40 +110,54 @@ def _with_arm(children: pd.DataFrame) -> pd.DataFrame:
 
 def open_workbench(output_dir: str | Path | None = None, processed_dir: str | Path | None = None,
                    data_dir: str | Path | None = None) -> Workbench:
-    """A finished run's data, or the raw data prepared in memory when there is no run.
+    """A finished run's data, or a raw data folder prepared in memory.
+
+    Relative paths are taken from the working directory; what is not given comes from the
+    study folder (the folder holding ``evalkit.yml``, searched upward from the working
+    directory, else the working directory itself).
 
     Parameters
     ----------
     output_dir : path, optional
-        A run's output folder; default ``reports/``. Relative paths are taken from
-        the project root.
+        A finished run's output folder (``results/estimates.csv`` and the processed
+        ``child_outcomes.parquet``). Default: the study's ``reports/`` when it holds a
+        finished run, else the study's raw data is prepared (see ``data_dir``).
     processed_dir : path, optional
-        Folder with ``child_outcomes.parquet``; default ``<output_dir>/processed``,
-        then ``data/processed/``.
+        Folder with ``child_outcomes.parquet``; default ``<output_dir>/processed``, and
+        ``data/processed/`` for the study's default output folder.
     data_dir : path, optional
-        Raw data folder used when no finished run is found; default ``data/raw/``.
-    """
-    from .config import DATA_PROCESSED, DATA_RAW, REPORTS
+        A raw data folder to prepare in memory (a few seconds) instead of reading a run;
+        default the study's ``data/raw/`` when there is no finished run.
 
-    output = reporting._from_project_root(output_dir) if output_dir is not None else REPORTS
-    candidates = ([reporting._from_project_root(processed_dir)] if processed_dir is not None
-                  else [output / "processed", DATA_PROCESSED])
-    estimates_path = output / "results" / "estimates.csv"
-    outcomes_path = next((p / "child_outcomes.parquet" for p in candidates
-                          if (p / "child_outcomes.parquet").is_file()), None)
-    if estimates_path.is_file() and outcomes_path is not None:
-        return Workbench(children=_with_arm(pd.read_parquet(outcomes_path)),
-                         estimates=pd.read_csv(estimates_path),
-                         balance=reporting.read_results_table(output, "balance"),
-                         indicators=reporting.read_results_table(output, "indicators"),
-                         source=f"finished run in {output.name}/")
+    Raises
+    ------
+    InputError
+        When a folder given (or the study's raw data folder, when it is needed) does not
+        exist or holds no finished run: never a silent fallback to other data.
+    """
+    if data_dir is None:
+        layout = reporting.run_layout(output_dir, processed_dir)
+        finished = layout.estimates.is_file() and layout.child_outcomes.is_file()
+        if finished:
+            return Workbench(children=_with_arm(pd.read_parquet(layout.child_outcomes)),
+                             estimates=pd.read_csv(layout.estimates),
+                             balance=reporting.read_results_table(layout.output_dir, "balance"),
+                             indicators=reporting.read_results_table(layout.output_dir, "indicators"),
+                             source=f"finished run in {layout.output_dir}")
+        if output_dir is not None or processed_dir is not None:
+            what = (layout.estimates if not layout.estimates.is_file() else layout.child_outcomes)
+            problem = ("is not a folder" if not layout.output_dir.is_dir() else
+                       f"holds no finished run ({what.name} not found: {what})")
+            raise InputError(layout.output_dir, problem)
     from .pipeline import prepare
 
-    raw = reporting._from_project_root(data_dir) if data_dir is not None else DATA_RAW
+    raw = user_path(data_dir) if data_dir is not None else find_study().data_dir
+    if not raw.is_dir():
+        raise InputError(raw, "data folder does not exist (and there is no finished run to read)")
     prepared = prepare(raw)
     return Workbench(children=_with_arm(prepared.child_outcomes), estimates=prepared.estimates,
                      balance=getattr(prepared, "balance", None), indicators=prepared.indicators,
-                     source=f"prepared just now from {raw.name}/ (no finished run found)")
+                     source=f"prepared just now from {raw}")
 
 
 def subgroup_mask(children: pd.DataFrame, subgroup: str) -> pd.Series:
@@ -190,6 +206,18 @@ def baseline_balance(children: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def _check(bench: Workbench, region: str, outcome: str | None = None, *, estimated: bool = False) -> None:
+    """:class:`~evalkit.errors.ChoiceError` for a region or outcome the workbench does not have:
+    the children's (by estimation's rules), with ``estimated`` also the estimates'."""
+    from .estimation import check_arguments
+
+    def listed(column: str):
+        return bench.estimates[column].dropna().astype(str).unique() if estimated else ()
+
+    check_arguments(bench.children, region=region, outcome=outcome, extra_regions=listed("region"),
+                     extra_outcomes=listed("outcome"))
+
+
 def region_estimates(bench: Workbench, region: str, outcome: str, subgroup: str = "all children") -> pd.DataFrame:
     """The region's estimates for one outcome (and subgroup).
 
@@ -197,6 +225,7 @@ def region_estimates(bench: Workbench, region: str, outcome: str, subgroup: str 
     estimate, an ANCOVA (CR1 and CR2) is computed here on that subgroup's
     children, marked ``computed here`` in ``note``.
     """
+    _check(bench, region, outcome, estimated=True)
     estimates = bench.estimates
     rows = estimates.loc[(estimates["region"].astype(str) == region) & (estimates["outcome"].astype(str) == outcome)]
     whole = reporting.is_whole_region(rows)
@@ -224,6 +253,7 @@ def _h(text: str) -> str:
 
 def distribution_view(bench: Workbench, region: str, outcome: str, subgroup: str = "all children"):
     """Box plots of the outcome by group and wave, with the counts and means behind them."""
+    _check(bench, region, outcome)
     from IPython.display import HTML
     from matplotlib.figure import Figure
 
@@ -262,6 +292,7 @@ def distribution_view(bench: Workbench, region: str, outcome: str, subgroup: str
 
 def balance_view(bench: Workbench, region: str, subgroup: str = "all children"):
     """Baseline balance for the region and subgroup (the run's table too, for the whole region)."""
+    _check(bench, region)
     from IPython.display import HTML
 
     children = bench.children.loc[(bench.children["region"].astype(str) == region)

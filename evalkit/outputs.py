@@ -18,11 +18,13 @@ import hashlib
 import json
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
-from .config import DATA_PROCESSED, NOTEBOOKS, REPORTS, TEMPLATES
+from .hashing import sha256_file
+from .plan import Plan, load_plan
+from .study import find_study, package_notebooks_dir, package_templates_dir, user_path
 from .errors import InputError
 
 if TYPE_CHECKING:  # pandas is imported where a frame is written: the cache check must not pay for it
@@ -40,6 +42,7 @@ __all__ = [
     "input_file_hashes",
     "outputs_complete",
     "read_manifest",
+    "resolve_run",
     "run_key",
     "up_to_date",
     "write_csv",
@@ -69,12 +72,13 @@ def _hash_files(paths: Iterable[Path], root: Path) -> str:
 
 
 def code_fingerprint() -> dict[str, str]:
-    """Hashes of the package code and rules, the notebooks and the templates."""
+    """Hashes of the package code and rules, the package's notebooks and its templates."""
+    notebooks, templates = package_notebooks_dir(), package_templates_dir()
     return {
-        "code": _hash_files([p for p in _PACKAGE_DIR.rglob("*") if p.suffix in {".py", ".yml"}], _PACKAGE_DIR),
-        "notebooks": _hash_files(NOTEBOOKS.glob("*.ipynb"), NOTEBOOKS) if NOTEBOOKS.is_dir() else "",
-        "templates": _hash_files([p for p in TEMPLATES.rglob("*") if p.is_file()], TEMPLATES)
-        if TEMPLATES.is_dir() else "",
+        "code": _hash_files([p for p in _PACKAGE_DIR.rglob("*") if p.suffix in {".py", ".yml"}
+                             and notebooks not in p.parents and templates not in p.parents], _PACKAGE_DIR),
+        "notebooks": _hash_files(notebooks.glob("*.ipynb"), notebooks),
+        "templates": _hash_files([p for p in templates.rglob("*") if p.is_file()], templates),
     }
 
 
@@ -127,15 +131,8 @@ def write_json(data: dict, path: Path) -> None:
 
 def input_file_hashes(data_dir: Path) -> dict[str, str]:
     """SHA-256 of every visible file in the data folder (tables, codebook, notes)."""
-    digests = {}
-    for path in sorted(Path(data_dir).iterdir()):
-        if path.is_file() and not path.name.startswith("."):
-            digest = hashlib.sha256()
-            with path.open("rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    digest.update(chunk)
-            digests[path.name] = digest.hexdigest()
-    return digests
+    return {path.name: sha256_file(path) for path in sorted(Path(data_dir).iterdir())
+            if path.is_file() and not path.name.startswith(".")}
 
 
 def read_manifest(output_dir: Path) -> dict | None:
@@ -231,26 +228,72 @@ class RunKey:
     parameters: dict
     fingerprint: dict
     key: str
+    plan: Plan = field(default_factory=Plan)
+    notebook: Path | None = None
+
+    @property
+    def level(self) -> str:
+        return self.parameters["level"]
+
+    @property
+    def regions(self) -> list[str] | None:
+        return None if self.parameters["regions"] == "all" else list(self.parameters["regions"])
 
 
 def run_key(data_dir: Path | str, output_dir: Path | str, processed_dir: Path | str | None = None, *,
-            level: str = "province", regions: list[str] | None = None, render: bool = True) -> RunKey:
-    """Resolve a run's folders and hash its inputs, parameters and code (standard library only).
+            level: str = "province", regions: list[str] | None = None, render: bool = True,
+            plan: dict | None = None, notebook: Path | str | None = None) -> RunKey:
+    """Resolve a run's folders and hash its inputs, parameters, plan and code (standard library
+    and PyYAML only, so the command line's cache check stays fast).
 
-    ``processed_dir`` defaults to ``<output_dir>/processed`` when an output folder is given
-    and to ``data/processed/`` for the default output folder, as the data contract says.
+    Relative folders are taken from the working directory; ``processed_dir`` defaults to
+    ``<output_dir>/processed``. ``plan`` is the plan's overrides of the rules
+    (:meth:`evalkit.plan.Plan.rule_overrides`) and ``notebook`` the report notebook used (a
+    study's own copy counts like the package's): a change to either is a change of the run.
     """
-    data_dir, output_dir = Path(data_dir).resolve(), Path(output_dir).resolve()
-    if processed_dir is None:
-        processed_dir = DATA_PROCESSED if output_dir == REPORTS.resolve() else output_dir / "processed"
-    processed_dir = Path(processed_dir).resolve()
+    data_dir, output_dir = user_path(data_dir), user_path(output_dir)
+    processed_dir = user_path(processed_dir) if processed_dir is not None else output_dir / "processed"
     if not data_dir.is_dir():
         raise InputError(data_dir, "data folder does not exist")
     parameters = {"data_dir": str(data_dir), "output_dir": str(output_dir), "processed_dir": str(processed_dir),
                   "level": level, "regions": sorted(regions) if regions else "all", "render": render}
-    fingerprint = code_fingerprint()
+    if notebook is not None:
+        parameters["notebook"] = str(notebook)
+    fingerprint = dict(code_fingerprint())
+    fingerprint["plan"] = hash_json(plan or {})
+    if notebook is not None:
+        fingerprint["notebook"] = sha256_file(Path(notebook))
     key = hash_json({"inputs": input_file_hashes(data_dir), "parameters": parameters, "fingerprint": fingerprint})
-    return RunKey(data_dir, output_dir, processed_dir, parameters, fingerprint, key)
+    return RunKey(data_dir, output_dir, processed_dir, parameters, fingerprint, key,
+                  notebook=Path(notebook) if notebook is not None else None)
+
+
+def resolve_run(data_dir: Path | str | None = None, output_dir: Path | str | None = None,
+                processed_dir: Path | str | None = None, *, level: str | None = None,
+                regions: list[str] | None = None, render: bool = True, plan: Plan | Path | str | None = None,
+                notebook: Path | str | None = None) -> RunKey:
+    """A run's folders, plan and notebook from what the caller gave and the study folder's defaults.
+
+    Anything not given comes from the study folder (:func:`evalkit.study.find_study`, upward from
+    the working directory): its ``evalkit.yml`` (the plan; its ``regions.level`` and
+    ``regions.only`` when ``level`` / ``regions`` are not given), ``data/raw/`` in, ``reports/``
+    out, ``data/processed/`` for the default output folder (else ``<out>/processed``) and the
+    study's own regional notebook when it has one. Given paths are relative to the working
+    directory.
+    """
+    study = find_study()
+    if not isinstance(plan, Plan):
+        plan = load_plan(user_path(plan) if plan is not None else study.plan_file)
+    effective = plan.effective()
+    level = level or effective["regions.level"]
+    if regions is None and effective["regions.only"] != "all":
+        regions = list(effective["regions.only"])
+    out = user_path(output_dir) if output_dir is not None else study.reports_dir
+    processed = user_path(processed_dir) if processed_dir is not None else study.processed_dir_for(out)
+    notebook = user_path(notebook) if notebook is not None else study.notebook()
+    key = run_key(user_path(data_dir) if data_dir is not None else study.data_dir, out, processed,
+                  level=level, regions=regions, render=render, plan=plan.rule_overrides(), notebook=notebook)
+    return replace(key, plan=plan)
 
 
 def outputs_complete(key: RunKey, manifest: dict) -> bool:

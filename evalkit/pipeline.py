@@ -26,17 +26,18 @@ from threadpoolctl import threadpool_limits
 
 from . import __version__
 from .cleaning import clean_all
-from .config import DATA_RAW, REPORTS
+from .config import NATIONAL
 from .errors import InputError
 from .export import write_results_workbook
 from .balance import balance_joint_test, balance_table
-from .estimation import ESTIMATE_COLUMNS, NATIONAL, estimate_national, estimate_region
+from .estimation import ESTIMATE_COLUMNS, estimate_national, estimate_region
 from .power import power_table
 from .propensity import overlap_table
 from .indicators import build_child_outcomes, centre_outcomes, region_indicators
 from .quality import cleaning_summary
 from .outputs import (UP_TO_DATE_MESSAGE, OutputLock, Staging, frame_digests_by, hash_json, read_manifest,
-                      run_key, up_to_date, write_csv, write_json, write_parquet)
+                      resolve_run, up_to_date, write_csv, write_json, write_parquet)
+from .plan import Plan, check_choices, current_plan, using
 from .readers import read_data_folder
 from .reporting import primary_row
 from .satisfaction import satisfaction_table
@@ -123,6 +124,7 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
     outcomes = build_child_outcomes(tables["child_assessments"], tables["centres"], treatment, level=level)
     validate_child_outcomes(outcomes, raw.rules)
     centres_out = centre_outcomes(tables["centres"], tables["parent_survey"], treatment, outcomes, level=level)
+    _check_plan_columns(outcomes, centres_out)
     if "partner_types" not in centres_out.columns:  # for the heterogeneity rows by partner type
         centres_out = centres_out.merge(treatment[["centre_id", "partner_types"]], on="centre_id", how="left")
     satisfaction = satisfaction_table(tables["parent_survey"], tables["centres"], treatment, level=level)
@@ -170,6 +172,19 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
                     milestones=keep_chosen(milestones), log=clean.log, row_counts=clean.row_counts,
                     input_hashes=raw.hashes, regions=chosen, timings=timings,
                     analysis_seconds={region: pieces[region]["seconds"] for region in work})
+
+
+def _check_plan_columns(outcomes: pd.DataFrame, centres: pd.DataFrame) -> None:
+    """Every column the plan's covariates and subgroups name is in the child or centre table."""
+    plan = current_plan()
+    effective = plan.effective()
+    for name in ("covariates.numeric", "covariates.categorical", "subgroups.child", "subgroups.centre"):
+        missing = [c for c in effective[name] if c not in outcomes.columns and c not in centres.columns]
+        if missing:
+            known = sorted({*outcomes.columns, *centres.columns} - {"child_id", "centre_id", "region"})
+            raise InputError(plan.source or "evalkit.yml",
+                             f"'{name}' names {', '.join(map(repr, missing))}, which is not a child or centre "
+                             f"column; the columns are: {', '.join(known)}")
 
 
 _SHARED: dict = {}
@@ -299,27 +314,42 @@ def _region_digests(prepared: Prepared, fingerprint: dict) -> dict[str, str]:
     return {region: hash_json(part) for region, part in parts.items()}
 
 
-def run(data_dir: Path | str = DATA_RAW, output_dir: Path | str = REPORTS,
-        processed_dir: Path | str | None = None, *, level: Literal["province", "district"] = "province",
+def run(data_dir: Path | str | None = None, output_dir: Path | str | None = None,
+        processed_dir: Path | str | None = None, *, level: Literal["province", "district"] | None = None,
         regions: list[str] | None = None, jobs: int | None = None, render: bool = True,
         use_cache: bool = True, progress: Callable[[str], None] = print, executor: str | object = "local",
-        scheduler: str | None = None, timeout: int = 600) -> RunResult:
+        scheduler: str | None = None, timeout: int = 600, plan: Plan | Path | str | None = None,
+        notebook: Path | str | None = None) -> RunResult:
     """Turn a data folder into estimates, processed tables and per-region reports.
 
-    ``processed_dir`` defaults to ``<output_dir>/processed`` when an output
-    folder is given and to ``data/processed/`` for the default output folder,
-    as the data contract says. Everything is written to a staging folder and
-    moved into place at the end, so an interrupted run leaves the previous
-    output complete. With ``use_cache`` an unchanged re-run does nothing and
-    only regions whose data changed are rendered again.
+    What is not given comes from the study folder (the folder holding ``evalkit.yml``, searched
+    upward from the working directory; else the working directory): ``data/raw/`` in,
+    ``reports/`` out, ``data/processed/`` for the default output folder (``<output_dir>/processed``
+    for any other, as the data contract says), the plan in its ``evalkit.yml`` (``plan`` names
+    another file or passes a :class:`~evalkit.plan.Plan`) and its own regional notebook if it
+    has one. Relative paths are taken from the working directory. Everything is written to a
+    staging folder and moved into place at the end, so an interrupted run leaves the previous
+    output complete. With ``use_cache`` an unchanged re-run does nothing and only regions whose
+    data changed are rendered again.
     """
     from . import render as render_mod
 
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
-    key = run_key(data_dir, output_dir, processed_dir, level=level, regions=regions, render=render)
+    key = resolve_run(data_dir, output_dir, processed_dir, level=level, regions=regions, render=render,
+                      plan=plan, notebook=notebook)
+    with using(key.plan):
+        check_choices(key.plan)
+        return _run_locked(key, started, t_start, jobs=jobs, render=render, use_cache=use_cache,
+                           progress=progress, executor=executor, scheduler=scheduler, timeout=timeout,
+                           render_mod=render_mod)
+
+
+def _run_locked(key, started, t_start, *, jobs, render, use_cache, progress, executor, scheduler, timeout,
+                render_mod) -> RunResult:
     data_dir, output_dir, processed_dir = key.data_dir, key.output_dir, key.processed_dir
     parameters, fingerprint = key.parameters, key.fingerprint
+    level, regions = key.level, key.regions
     with OutputLock(output_dir) as lock:
         if lock.stale_taken_over:
             progress("Note: an earlier run was interrupted; its partial files were discarded.")
@@ -344,7 +374,7 @@ def run(data_dir: Path | str = DATA_RAW, output_dir: Path | str = REPORTS,
                                previous=previous, fingerprint=fingerprint, run_key=key.key,
                                parameters=parameters, started=started, t_start=t_start,
                                progress=progress, render_mod=render_mod, executor=executor,
-                               scheduler=scheduler, timeout=timeout)
+                               scheduler=scheduler, timeout=timeout, plan=key.plan, notebook=key.notebook)
         except BaseException:
             stage.discard()
             stage_processed.discard()
@@ -356,7 +386,7 @@ def run(data_dir: Path | str = DATA_RAW, output_dir: Path | str = REPORTS,
 
 def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, level, regions, jobs, render,
                 use_cache, previous, fingerprint, run_key, parameters, started, t_start, progress,
-                render_mod, executor="local", scheduler=None, timeout=600) -> RunResult:
+                render_mod, executor="local", scheduler=None, timeout=600, plan=None, notebook=None) -> RunResult:
     progress(f"Reading and preparing {data_dir} ...")
     prepared = prepare(data_dir, level=level, regions=regions, jobs=jobs)
     t0 = time.perf_counter()
@@ -390,6 +420,7 @@ def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, 
         "timings_seconds": {k: round(v, 3) for k, v in prepared.timings.items()},
         "analysis_seconds_by_region": {region: {k: round(v, 3) for k, v in seconds.items()}
                                        for region, seconds in prepared.analysis_seconds.items()},
+        "plan": (plan or Plan()).to_manifest(),
         "regions": status,
         "cache": {"run_key": run_key, "fingerprint": fingerprint, "regions": region_keys},
         "complete": False,
@@ -402,6 +433,8 @@ def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, 
     exit_code = 0
     stale_reports: list[Path] = []
     if render:
+        from .executors import render_reports
+
         t0 = time.perf_counter()
         old_regions = (previous or {}).get("regions", {})
         old_keys = (previous or {}).get("cache", {}).get("regions", {})
@@ -414,9 +447,9 @@ def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, 
         to_render = [(region, status[region]["slug"]) for region in prepared.regions if region not in reusable]
         if reusable:
             progress(f"{len(reusable)} region report(s) unchanged since the last run; rendering {len(to_render)}.")
-        renders = render_mod.render_reports(to_render, staged_out, staged_processed, jobs=jobs or 1,
-                                            timeout=timeout, executor=executor, scheduler=scheduler,
-                                            progress=progress)
+        renders = render_reports(to_render, staged_out, staged_processed, jobs=jobs or 1, timeout=timeout,
+                                 executor=executor, scheduler=scheduler, progress=progress,
+                                 notebook=notebook)
         by_region = {item.region: item for item in renders}
         for region in reusable:
             old = old_regions[region]

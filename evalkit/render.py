@@ -1,6 +1,6 @@
 """Execute the regional notebook per region and convert it to a self-contained HTML report.
 
-One region = one papermill run of :data:`~evalkit.config.REGIONAL_NOTEBOOK` into
+One region = one papermill run of the regional notebook (the study's own copy, else the package's) into
 ``<output_dir>/notebooks/<slug>.ipynb``, then nbconvert with the
 ``templates/evalkit_report`` template into ``<output_dir>/regions/<slug>.html``.
 A region that fails gets a plain "unavailable" page (the traceback goes to
@@ -27,21 +27,24 @@ import traceback
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Literal
 
 import pandas as pd
 
 from . import reporting
-from .config import PROJECT_ROOT, REGIONAL_NOTEBOOK, REPORT_TEMPLATE, TEMPLATES
+from .config import NATIONAL
+from .study import REPORT_TEMPLATE, package_notebook, package_templates_dir
 
-__all__ = ["RegionRender", "preload", "record_failure", "render_region_report", "render_reports", "warm_up",
-           "write_index"]
+__all__ = ["RegionRender", "preload", "record_failure", "render_region_report", "warm_up", "write_index"]
 
 Status = Literal["ok", "not_estimable", "failed"]
 
 #: Cell tags whose cells never reach the HTML (also listed in the template's conf.json).
 REMOVED_CELL_TAGS = ("parameters", "injected-parameters", "remove-cell")
 KERNEL_NAME = "python3"
+#: The package's regional report notebook and templates (a study may use its own notebook).
+REGIONAL_NOTEBOOK = package_notebook()
+TEMPLATES = package_templates_dir()
 KERNEL_START_TIMEOUT = 60
 _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -330,7 +333,7 @@ def _execute(region: str, output_dir: Path, processed_dir: Path, target: Path, t
                 str(notebook), str(target), parameters=parameters,
                 kernel_name=KERNEL_NAME, progress_bar=False, log_output=False,
                 start_timeout=KERNEL_START_TIMEOUT, execution_timeout=timeout,
-                config=config, resources={"metadata": {"path": str(PROJECT_ROOT)}}, **fast,
+                config=config, resources={"metadata": {"path": os.getcwd()}}, **fast,
             )
         except Exception as exc:
             if attempt == 1 and _is_kernel_start_failure(exc, target):
@@ -531,7 +534,7 @@ def render_region_report(region: str, slug: str, output_dir: Path, processed_dir
     timeout : int
         Seconds each notebook cell may take.
     notebook : Path, optional
-        The notebook to execute (default :data:`~evalkit.config.REGIONAL_NOTEBOOK`).
+        The notebook to execute (default: the package's :data:`REGIONAL_NOTEBOOK`).
     kernel_manager_class : type, optional
         A jupyter_client kernel manager for the first attempt (the executors pass
         :class:`evalkit.executors.ForkedKernelManager`); the retry after a failed
@@ -592,82 +595,6 @@ def render_region_report(region: str, slug: str, output_dir: Path, processed_dir
         return record_failure(region, slug, output_dir, _plain_reason(exc, timeout),
                               detail=getattr(exc, "detail", ""), tb=tb,
                               seconds=time.perf_counter() - started, log_header=log_lines)
-
-
-def render_reports(regions: list[tuple[str, str]], output_dir: Path, processed_dir: Path, *,
-                   jobs: int = 1, timeout: int = 600, executor: "str | object" = "local",
-                   scheduler: str | None = None,
-                   progress: Callable[[str], None] | None = None) -> list[RegionRender]:
-    """Render every ``(region, slug)``, at most ``jobs`` at once, each in its own process.
-
-    Parameters
-    ----------
-    regions : list of (region, slug)
-        What to render; slugs must be unique and file-name safe.
-    output_dir, processed_dir : Path
-        The (staged) output folder and the folder holding the prepared child data.
-    jobs : int
-        Regions rendered at once by the local executor.
-    timeout : int
-        Seconds one region's report may take in all (its process is stopped after
-        that and the region gets an unavailable page); also each cell's limit.
-    executor : {"local", "dask"} or an executor object
-        See :mod:`evalkit.executors`; an object made by
-        :func:`evalkit.executors.make_executor` is used as it is (and not closed).
-    scheduler : str, optional
-        Dask scheduler address for ``executor="dask"`` (default: a local cluster).
-    progress : callable, optional
-        Receives one line per region started and finished (status, elapsed, ETA);
-        when it is ``print`` and standard output is a terminal, a live table is
-        drawn instead.
-
-    Returns
-    -------
-    list of RegionRender
-        One per region, in the order given. A failed region never stops the others.
-    """
-    from . import executors
-
-    regions = [(str(region), str(slug)) for region, slug in regions]
-    slugs = [slug for _, slug in regions]
-    for slug in slugs:
-        _check_slug(slug)
-    duplicates = sorted({s for s in slugs if slugs.count(s) > 1})
-    if duplicates:
-        raise ValueError(f"two regions share the file name(s) {', '.join(duplicates)}")
-    if not regions:
-        return []
-    output_dir = Path(output_dir).expanduser().resolve()
-    processed_dir = Path(processed_dir).expanduser().resolve()
-    work = [executors.RegionJob(region=region, slug=slug, output_dir=str(output_dir),
-                                processed_dir=str(processed_dir), notebook=str(REGIONAL_NOTEBOOK),
-                                timeout=int(timeout))
-            for region, slug in regions]
-    work = _longest_first(work, output_dir)
-    if isinstance(executor, str):
-        with executors.make_executor(executor, jobs=jobs, scheduler=scheduler) as runner:
-            done = runner.run(work, progress=progress)
-    else:
-        done = executor.run(work, progress=progress)
-    by_slug = {result.slug: result for result in done}
-    return [by_slug[slug] for slug in slugs]
-
-
-def _longest_first(work: list, output_dir: Path) -> list:
-    """Regions with an estimate first, those that are not estimable (a shorter report) last.
-
-    With more regions than workers, the short reports then fill the end of the batch,
-    when some workers would otherwise wait for the last long one. The order is otherwise
-    kept; results are returned in the caller's order whatever the order of work.
-    """
-    try:
-        estimates = pd.read_csv(output_dir / "results" / "estimates.csv")
-        if "region" not in estimates:
-            return work
-        estimated = {job.slug: _status_of(reporting.primary_row(estimates, job.region))[0] == "ok" for job in work}
-    except Exception:  # noqa: BLE001 - only an ordering hint; each region reports its own problem
-        return work
-    return sorted(work, key=lambda job: not estimated[job.slug])
 
 
 def preload(output_dir: str | Path) -> None:
@@ -785,7 +712,6 @@ def _chance_note(rows: list[dict]) -> str:
 
 
 #: Region name of the pooled estimate in ``results/estimates.csv``.
-NATIONAL = "National"
 #: Files under the output folder that the index offers for download, when present.
 DOWNLOADS = (("results/results.xlsx", "All results as an Excel workbook (for M&E teams)"),
              ("results/estimates.csv", "Estimates (CSV)"),
@@ -860,7 +786,8 @@ def write_index(output_dir: Path, estimates: pd.DataFrame, renders: list[RegionR
         national=national_html, forest=_index_forest(rows, national), downloads=downloads,
         n_children=reporting.suppress_count(n_children), version=reporting.evalkit_version(),
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        min_children=reporting.MIN_CHILDREN_PER_CELL, min_centres=reporting.MIN_CENTRES_PER_CELL)
+        min_children=reporting.min_children_per_cell(), min_centres=reporting.min_centres_per_cell(),
+        report_title=reporting.report_names()["title"], names_line=reporting.names_line())
     path = output_dir / "index.html"
     _write_atomic(path, page)
     return path

@@ -17,7 +17,7 @@ skipped takes no number. Figures are inline SVG (crisp on phones, no network),
 each with a text alternative.
 
 Disclosure control: a table cell that describes fewer than
-:data:`MIN_CHILDREN_PER_CELL` children or :data:`MIN_CENTRES_PER_CELL` centres
+:func:`min_children_per_cell` children or :func:`min_centres_per_cell` centres
 is shown as ``"<10"`` / ``"<3"`` (counts) or ``"suppressed"`` (statistics).
 ``child_id`` is never loaded, and the cleaning log is only ever counted.
 """
@@ -39,10 +39,22 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from .config import load_rules
+from .plan import activate, plan_from_manifest
+from .study import RunLayout, find_study, user_path
+
 __all__ = [
-    "MIN_CHILDREN_PER_CELL",
-    "MIN_CENTRES_PER_CELL",
-    "FEW_CENTRES_WARNING",
+    "few_centres_warning",
+    "min_centres_per_cell",
+    "min_children_per_cell",
+    "decimal_mark",
+    "localise",
+    "covariate_labels",
+    "names_line",
+    "plan_paragraph",
+    "primary_spec",
+    "report_names",
+    "suppression_note",
     "PALETTE",
     "RESULT_TABLES",
     "RegionData",
@@ -110,19 +122,35 @@ __all__ = [
     "reproducibility_stamp",
 ]
 
-#: Smallest number of children a table cell may describe.
-MIN_CHILDREN_PER_CELL = 10
-#: Smallest number of centres a table cell may describe.
-MIN_CENTRES_PER_CELL = 3
-#: Below this many centres in an arm the report warns that clustered errors are fragile.
-FEW_CENTRES_WARNING = 10
+
+
+def min_children_per_cell() -> int:
+    """Smallest number of children a table cell may describe (plan: ``thresholds.small_cells``)."""
+    return int(load_rules("study")["small_cells"]["children"])
+
+
+def min_centres_per_cell() -> int:
+    """Smallest number of centres a table cell may describe (plan: ``thresholds.small_cells``)."""
+    return int(load_rules("study")["small_cells"]["centres"])
+
+
+def few_centres_warning() -> int:
+    """Below this many centres in an arm the report warns that clustered errors are fragile."""
+    return int(load_rules("estimation")["inference"]["few_centres_warning"])
+
+
+def primary_spec() -> dict[str, str]:
+    """The primary row's outcome, estimator and inference (plan: ``primary``)."""
+    primary = load_rules("estimation")["primary"]
+    return {"outcome": primary["outcome"], "estimator": primary["estimator"], "inference": primary["inference"]}
+
+
 #: Okabe–Ito colours (colour-blind safe) for the two arms.
 PALETTE = {"Partnered": "#0072B2", "Comparison": "#E69F00"}
 #: Optional tables under ``results/`` that a report reads when present.
 RESULT_TABLES = ("balance", "balance_joint", "power", "overlap", "indicators", "satisfaction", "scorecard",
                  "milestones", "data_quality")
 
-PRIMARY = {"outcome": "elom_total", "estimator": "ancova", "inference": "CR1"}
 ARMS = ("Partnered", "Comparison")
 WAVES = ("baseline", "endline")
 ON_TRACK = "On Track"
@@ -133,10 +161,6 @@ _TEXT, _MUTED, _RULE = "#1d1d1f", "#555555", "#d0d4d9"
 #: Plausible effects of programmes like this one, in SD (domain facts).
 PLAUSIBLE_EFFECT_SD = (0.10, 0.25)
 
-_ESTIMATES = Path("results") / "estimates.csv"
-_CHILD_OUTCOMES = "child_outcomes.parquet"
-_CLEANING_LOG = "cleaning_log.csv"
-_MANIFEST = "run_manifest.json"
 # Only these columns of child_outcomes are ever read: never child_id.
 _CHILD_COLUMNS = ("centre_id", "region", "wave", "is_partnered", "age_months", "sex", "setting",
                   "elom_total", "elom_band", "haz")
@@ -259,18 +283,32 @@ def evalkit_version() -> str:
 
 # --------------------------------------------------------------------------- loading
 
-def load_region(region: str, output_dir: str | Path, processed_dir: str | Path) -> RegionData:
+def run_layout(output_dir: str | Path | None = None, processed_dir: str | Path | None = None) -> RunLayout:
+    """A run's folders from what a notebook or caller gave: relative paths from the working
+    directory; what is not given from the study folder (its ``reports/``; ``data/processed/``
+    for that default output folder, else ``<output_dir>/processed``)."""
+    study = find_study()
+    out = user_path(output_dir) if output_dir is not None else study.reports_dir
+    processed = user_path(processed_dir) if processed_dir is not None else study.processed_dir_for(out)
+    return RunLayout(out, processed)
+
+
+def load_region(region: str, output_dir: str | Path | None = None,
+                processed_dir: str | Path | None = None) -> RegionData:
     """Read one region's estimates, child outcomes, optional results, the cleaning log and the manifest.
+
+    The run's analysis plan (in its manifest) becomes the plan of this process, so the report
+    uses the thresholds, names and number format the run was made with.
 
     Parameters
     ----------
     region : str
         Canonical region name as in ``results/estimates.csv``.
-    output_dir : path
+    output_dir : path, optional
         The run's output folder (holds ``results/``, ``cleaning_log.csv``,
-        ``run_manifest.json``). A relative path is taken from the project root.
-    processed_dir : path
-        The folder holding ``child_outcomes.parquet`` (relative: from the project root).
+        ``run_manifest.json``); relative to the working directory; default the study's ``reports/``.
+    processed_dir : path, optional
+        The folder holding ``child_outcomes.parquet``; default as :func:`run_layout`.
 
     Raises
     ------
@@ -279,24 +317,25 @@ def load_region(region: str, output_dir: str | Path, processed_dir: str | Path) 
     RegionNotFoundError
         When the region has no row in the estimates.
     """
-    output_dir, processed_dir = _from_project_root(output_dir), _from_project_root(processed_dir)
-    estimates = read_shared_csv(output_dir / _ESTIMATES)
+    layout = run_layout(output_dir, processed_dir)
+    manifest = json.loads(layout.manifest.read_text(encoding="utf-8")) if layout.manifest.exists() else None
+    activate(plan_from_manifest(manifest))
+    output_dir = layout.output_dir
+    estimates = read_shared_csv(layout.estimates)
     rows = estimates.loc[estimates["region"].astype(str) == region].copy()
     if rows.empty:
-        raise RegionNotFoundError(f"{region!r} has no row in {output_dir / _ESTIMATES}")
+        raise RegionNotFoundError(f"{region!r} has no row in {layout.estimates}")
     is_primary = _primary_mask(rows)
     rows = pd.concat([rows[is_primary], rows[~is_primary]]).reset_index(drop=True)
 
-    children = _read_children(processed_dir / _CHILD_OUTCOMES, region)
+    children = _read_children(layout.child_outcomes, region)
 
     results = {name: read_results_table(output_dir, name, region) for name in RESULT_TABLES}
     # The data-quality table summarises the cleaning log: the log (one row per change, all regions)
     # is only read when the run has no summary.
-    log_path = output_dir / _CLEANING_LOG
+    log_path = layout.cleaning_log
     cleaning_log = (_read_cleaning_log(log_path)
                     if results.get("data_quality") is None and log_path.exists() else None)
-    manifest_path = output_dir / _MANIFEST
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.exists() else None
     return RegionData(region=region, estimates=rows, children=children,
                       cleaning_log=cleaning_log, manifest=manifest, results=results)
 
@@ -307,7 +346,7 @@ def read_results_table(output_dir: str | Path, name: str, region: str | None = N
     With ``region``, only that region's rows are kept; tables with a ``scope``
     column (scorecard, milestones) also keep their national rows.
     """
-    path = _from_project_root(output_dir) / "results" / f"{name}.csv"
+    path = RunLayout.of(output_dir).results_table(name)
     if not path.is_file():
         return None
     frame = read_shared_csv(path)
@@ -359,8 +398,9 @@ def preload_shared(output_dir: str | Path) -> int:
     tables are kept. A file that cannot be read is left to the report, which says why.
     """
     global _SHARED_FOR
-    output_dir = _from_project_root(output_dir)
-    paths = [output_dir / _ESTIMATES] + [output_dir / "results" / f"{name}.csv" for name in RESULT_TABLES]
+    layout = RunLayout.of(output_dir)
+    output_dir = layout.output_dir
+    paths = [layout.estimates] + [layout.results_table(name) for name in RESULT_TABLES]
     if _SHARED_FOR != str(output_dir):
         _SHARED.clear()
         _SHARED_FOR = str(output_dir)
@@ -372,14 +412,6 @@ def preload_shared(output_dir: str | Path) -> int:
         except Exception:  # noqa: BLE001 - missing or unreadable: the report reads it itself and says why
             _SHARED.pop(str(path), None)
     return len(_SHARED)
-
-
-def _from_project_root(path: str | Path) -> Path:
-    """Relative paths (the notebook's defaults) are taken from the project root, not the cwd."""
-    from .config import PROJECT_ROOT
-
-    path = Path(path).expanduser()
-    return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def _read_children(path: Path, region: str) -> pd.DataFrame:
@@ -419,7 +451,7 @@ def is_whole_region(rows: pd.DataFrame) -> pd.Series:
 
 def _default_primary_mask(rows: pd.DataFrame) -> pd.Series:
     mask = is_whole_region(rows)
-    for column, value in PRIMARY.items():
+    for column, value in primary_spec().items():
         mask &= rows[column].astype(str) == value
     return mask
 
@@ -467,14 +499,29 @@ def _isnum(value: Any) -> bool:
         return False
 
 
+def decimal_mark() -> str:
+    """The decimal mark of the reports' numbers (plan: ``report.decimal_mark``)."""
+    return str(load_rules("study")["report"]["decimal_mark"])
+
+
+def localise(text: str) -> str:
+    """A number written with Python's ``1,234.5`` in the plan's convention: with a decimal comma,
+    ``1 234,5`` (a narrow no-break space between thousands, as South African usage has it)."""
+    if decimal_mark() != ",":
+        return text
+    return text.replace(",", "\u202f").replace(".", ",")
+
+
 def format_number(value: Any, digits: int = 1, *, signed: bool = False) -> str:
-    """A number for people: fixed decimals, a true minus sign, "–" when missing."""
+    """A number for people: fixed decimals, a true minus sign, "–" when missing, the plan's
+    decimal mark."""
     if not _isnum(value):
         return DASH
     value = float(value)
     text = f"{abs(value):,.{digits}f}"
     if float(text.replace(",", "")) == 0:
-        return text
+        return localise(text)
+    text = localise(text)
     if value < 0:
         return MINUS + text
     return "+" + text if signed else text
@@ -491,7 +538,7 @@ def format_p(p: Any) -> str:
     """p-value with three decimals, ``"<0.001"`` below that."""
     if not _isnum(p):
         return DASH
-    return "<0.001" if float(p) < 0.001 else f"{float(p):.3f}"
+    return localise("<0.001" if float(p) < 0.001 else f"{float(p):.3f}")
 
 
 def _digits_for(value: Any) -> int:
@@ -513,7 +560,7 @@ def _pct(value: Any, digits: int = 0) -> str:
     return DASH if not _isnum(value) else f"{format_number(value, digits)}%"
 
 
-def suppress_count(n: Any, threshold: int = MIN_CHILDREN_PER_CELL) -> str:
+def suppress_count(n: Any, threshold: int | None = None) -> str:
     """A count, or ``"<threshold"`` when it is between 1 and threshold − 1.
 
     Zero is shown: an empty group discloses nothing about anyone, and readers
@@ -521,16 +568,17 @@ def suppress_count(n: Any, threshold: int = MIN_CHILDREN_PER_CELL) -> str:
     """
     if not _isnum(n):
         return DASH
+    threshold = min_children_per_cell() if threshold is None else threshold
     n = int(round(float(n)))
     if 0 < n < threshold:
         return f"<{threshold}"
-    return f"{n:,}"
+    return localise(f"{n:,}")
 
 
 def _too_small(n_children: Any, n_centres: Iterable[Any] = ()) -> bool:
-    if not _isnum(n_children) or float(n_children) < MIN_CHILDREN_PER_CELL:
+    if not _isnum(n_children) or float(n_children) < min_children_per_cell():
         return True
-    return any(not _isnum(c) or float(c) < MIN_CENTRES_PER_CELL for c in n_centres)
+    return any(not _isnum(c) or float(c) < min_centres_per_cell() for c in n_centres)
 
 
 def suppress_small_cells(table: pd.DataFrame, *, children: str,
@@ -560,15 +608,15 @@ def suppress_small_cells(table: pd.DataFrame, *, children: str,
     centres = [centres] if isinstance(centres, str) else list(centres)
     out = table.copy()
     n_children = pd.to_numeric(table[children], errors="coerce")
-    small = ~(n_children >= MIN_CHILDREN_PER_CELL)
+    small = ~(n_children >= min_children_per_cell())
     for column in centres:
-        small |= ~(pd.to_numeric(table[column], errors="coerce") >= MIN_CENTRES_PER_CELL)
+        small |= ~(pd.to_numeric(table[column], errors="coerce") >= min_centres_per_cell())
     empty = n_children.fillna(0) == 0
     for column in values:
         out[column] = out[column].astype(object).where(~small, SUPPRESSED).where(~empty, DASH)
     out[children] = table[children].map(suppress_count).astype(object)
     for column in centres:
-        out[column] = table[column].map(lambda n: suppress_count(n, MIN_CENTRES_PER_CELL)).astype(object)
+        out[column] = table[column].map(lambda n: suppress_count(n, min_centres_per_cell())).astype(object)
     return out
 
 
@@ -607,7 +655,7 @@ def effect_direction(row: pd.Series | None) -> str | None:
 
 def _has_few_centres(row: pd.Series) -> bool:
     part, comp = _centre_counts(row)
-    few = _isnum(part) and _isnum(comp) and min(float(part), float(comp)) < FEW_CENTRES_WARNING
+    few = _isnum(part) and _isnum(comp) and min(float(part), float(comp)) < few_centres_warning()
     return few or any(code.startswith("few_") for code in warning_codes(row))
 
 
@@ -664,7 +712,7 @@ def headline_parts(row: pd.Series | None, region: str) -> dict[str, Any]:
     if _too_small(row.get("n_children"), [n_part, n_comp]):
         return dict(empty, finding=(
             f"We do not report an effect for {region}: the estimate rests on fewer than "
-            f"{MIN_CHILDREN_PER_CELL} children or {MIN_CENTRES_PER_CELL} centres in a group, "
+            f"{min_children_per_cell()} children or {min_centres_per_cell()} centres in a group, "
             "too few to publish without identifying them."))
 
     outcome = str(row.get("outcome", "elom_total"))
@@ -686,7 +734,7 @@ def headline_parts(row: pd.Series | None, region: str) -> dict[str, Any]:
                          f"95% interval runs from {interval} {unit} and spans zero")
     caveats = ["Partnership was not randomised, so this is an adjusted comparison, "
                "not proof that partnerships caused the difference."]
-    if _isnum(n_part) and _isnum(n_comp) and min(float(n_part), float(n_comp)) < FEW_CENTRES_WARNING:
+    if _isnum(n_part) and _isnum(n_comp) and min(float(n_part), float(n_comp)) < few_centres_warning():
         caveats.append(f"It rests on only {int(n_part)} partnered and {int(n_comp)} comparison centres, "
                        "so treat it with extra caution.")
     other = [_warning_text(c) for c in warning_codes(row) if not c.startswith("few_")]
@@ -765,7 +813,7 @@ def _nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
 
 
 def _tick_label(value: float) -> str:
-    return f"{value:g}".replace("-", MINUS)
+    return localise(f"{value:g}").replace("-", MINUS)
 
 
 def interval_svg(estimate: float, low: float, high: float, *, unit: str = "points",
@@ -1092,7 +1140,7 @@ def indicators_frame(indicators: pd.DataFrame | None) -> pd.DataFrame:
         row = match.iloc[0]
         small = _too_small(row.get("n_children"), [row.get("n_centres")])
         cells[name] = ([suppress_count(row.get("n_children")),
-                        suppress_count(row.get("n_centres"), MIN_CENTRES_PER_CELL)]
+                        suppress_count(row.get("n_centres"), min_centres_per_cell())]
                        + [SUPPRESSED if small else fmt(row.get(c)) for c, _, fmt in present])
     return pd.DataFrame(cells)
 
@@ -1123,7 +1171,7 @@ def satisfaction_frame(satisfaction: pd.DataFrame | None) -> pd.DataFrame:
                 continue
             row = match.iloc[0]
             n = row.get("n_valid")
-            if not _isnum(n) or float(n) < MIN_CHILDREN_PER_CELL:
+            if not _isnum(n) or float(n) < min_children_per_cell():
                 cells[arm] = f"{SUPPRESSED} (n {suppress_count(n)})"
                 continue
             value = (row.get("nps") if _isnum(row.get("nps")) else row.get("mean_score")) if item == "nps" \
@@ -1167,7 +1215,7 @@ def balance_frame(balance: pd.DataFrame | None) -> pd.DataFrame:
         if isinstance(level, str) and level.strip():
             name += f": {level}"
         small = not (_isnum(row.get("n_partnered")) and _isnum(row.get("n_comparison"))
-                     and min(float(row["n_partnered"]), float(row["n_comparison"])) >= MIN_CHILDREN_PER_CELL)
+                     and min(float(row["n_partnered"]), float(row["n_comparison"])) >= min_children_per_cell())
         rows.append({
             "Characteristic": name,
             "Partnered": SUPPRESSED if small else format_number(row.get("mean_partnered"), 2),
@@ -1259,10 +1307,12 @@ def power_sentence(power: pd.DataFrame | None) -> str:
     text = (f"With this many centres and children, the study could reliably detect (80% power, 5% level) "
             f"an effect of about {format_number(mde_sd, 2)} SD{points} or more.")
     if mde_sd > high:
-        text += (f" Effects of the size plausible for programmes like this ({low:.2f}–{high:.2f} SD) could "
+        text += (f" Effects of the size plausible for programmes like this ({format_number(low, 2)}–"
+                 f"{format_number(high, 2)} SD) could "
                  "easily be missed, so “no clear difference” is not evidence of no effect.")
     elif mde_sd > low:
-        text += (f" Smaller effects in the plausible range ({low:.2f}–{high:.2f} SD) could be missed.")
+        text += (f" Smaller effects in the plausible range ({format_number(low, 2)}–{format_number(high, 2)} SD) "
+                 "could be missed.")
     return text
 
 
@@ -1280,29 +1330,36 @@ def methods_paragraphs(data: RegionData) -> list[str]:
     ]
     if row is None or str(row.get("status")) != "ok":
         paras.append(
-            "The planned analysis is an ANCOVA of endline ELOM total on partnership, adjusting for "
-            "baseline ELOM total, age, sex and setting, with standard errors clustered by centre. "
+            "The planned analysis is an ANCOVA of the endline outcome on partnership, adjusting for "
+            "the baseline outcome"
+            + "".join(f", {html.escape(label)}" for label in covariate_labels())
+            + ", with standard errors clustered by centre. "
             f"It was not run for {html.escape(data.region)} because "
             f"{html.escape(_reason(None if row is None else row.get('note')))}.")
+        paras.append(plan_paragraph(data.manifest))
         return paras
     n, part, comp, df = (_int(row.get(c)) for c in
                          ("n_children", "n_centres_partnered", "n_centres_comparison", "df"))
     g = (part or 0) + (comp or 0)
     estimator = str(row.get("estimator"))
     if estimator == "ancova":
-        model = ("An ANCOVA: an ordinary least-squares regression of each child's endline ELOM total on "
-                 "partnership (partnered = 1), adjusting for the child's baseline ELOM total, age in months "
-                 "at endline, sex and setting (urban, peri-urban, rural). Adjusting for baseline matters "
-                 "because children gain roughly 0.7 ELOM points a month as they grow.")
+        outcome = html.escape(_outcome_label(str(row.get("outcome"))))
+        model = (f"An ANCOVA: an ordinary least-squares regression of each child's endline {outcome} on "
+                 f"partnership (partnered = 1), adjusting for the child's baseline {outcome}"
+                 + "".join(f", {html.escape(label)}" for label in covariate_labels()[:-1])
+                 + (f" and {html.escape(covariate_labels()[-1])}" if covariate_labels() else "")
+                 + ". Adjusting for baseline matters because children gain roughly "
+                 f"{format_number(_ELOM_POINTS_PER_MONTH)} ELOM points a month "
+                 "as they grow.")
     else:
         model = (f"The primary estimate uses {html.escape(_ESTIMATOR_LABELS.get(estimator, estimator))} "
                  "on the endline outcome, adjusting for baseline scores and the children's and centres' "
                  "characteristics.")
     paras.append(
         f"<strong>Estimate.</strong> {model} The model uses {suppress_count(n)} children assessed at both "
-        f"waves in {suppress_count(g, MIN_CENTRES_PER_CELL)} centres "
-        f"({suppress_count(part, MIN_CENTRES_PER_CELL)} partnered, "
-        f"{suppress_count(comp, MIN_CENTRES_PER_CELL)} comparison).")
+        f"waves in {suppress_count(g, min_centres_per_cell())} centres "
+        f"({suppress_count(part, min_centres_per_cell())} partnered, "
+        f"{suppress_count(comp, min_centres_per_cell())} comparison).")
     whole = _whole(data.estimates)
     others = [e for e in dict.fromkeys(whole["estimator"].astype(str)) if e != estimator]
     if others:
@@ -1332,12 +1389,49 @@ def methods_paragraphs(data: RegionData) -> list[str]:
     paras.append(
         "<strong>Effect size.</strong> The estimate in ELOM points divided by the standard deviation "
         f"of baseline ELOM total among comparison children in {html.escape(data.region)}; "
-        f"{PLAUSIBLE_EFFECT_SD[0]:.2f}–{PLAUSIBLE_EFFECT_SD[1]:.2f} SD is the range plausible for "
+        f"{format_number(PLAUSIBLE_EFFECT_SD[0], 2)}–{format_number(PLAUSIBLE_EFFECT_SD[1], 2)} SD is the range "
+        "plausible for "
         "programmes of this kind.")
     power = power_sentence(data.table("power"))
     if power:
         paras.append(f"<strong>What the study could detect.</strong> {html.escape(power)}")
+    paras.append(plan_paragraph(data.manifest))
     return paras
+
+
+_COVARIATE_LABELS = {"age_months": "age in months at endline", "sex": "sex",
+                     "setting": "setting (urban, peri-urban, rural)", "registration_status": "registration status",
+                     "fee_band": "fee band"}
+
+
+def covariate_labels() -> list[str]:
+    """The ANCOVA's covariates besides the baseline outcome, in words (plan: ``covariates``)."""
+    from .estimation import ancova_covariates
+
+    numeric, categorical = ancova_covariates()
+    return [_COVARIATE_LABELS.get(c, c.replace("_", " ")) for c in [*numeric, *categorical] if c != "baseline"]
+
+
+def plan_paragraph(manifest: dict | None) -> str:
+    """What the run's analysis plan set, in one paragraph (escaped HTML)."""
+    info = (manifest or {}).get("plan") or {}
+    chosen = info.get("set") or {}
+    if not info.get("source"):
+        return ("<strong>Analysis plan.</strong> evalkit's default plan, the data contract's: primary outcome "
+                "ELOM total, ANCOVA, CR1 standard errors clustered by centre.")
+    items = "; ".join(f"<code>{html.escape(name)}</code>: {html.escape(_plan_value(value))}"
+                      for name, value in chosen.items())
+    where = html.escape(Path(info["source"]).name)
+    digest = html.escape(str(info.get("sha256", ""))[:12])
+    return (f"<strong>Analysis plan.</strong> The study's plan ({where}, SHA-256 {digest}…) "
+            + (f"sets {items}; everything else follows evalkit's defaults (the data contract's)." if items
+               else "keeps every default of evalkit (the data contract's)."))
+
+
+def _plan_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ", ".join(map(str, value)) if value else "none"
+    return localise(str(value)) if isinstance(value, float) else str(value)
 
 
 def limitations_list(data: RegionData) -> list[str]:
@@ -1351,11 +1445,11 @@ def limitations_list(data: RegionData) -> list[str]:
     ]
     if row is not None and str(row.get("status")) == "ok":
         part, comp = _int(row.get("n_centres_partnered")), _int(row.get("n_centres_comparison"))
-        if part is not None and comp is not None and min(part, comp) < FEW_CENTRES_WARNING:
+        if part is not None and comp is not None and min(part, comp) < few_centres_warning():
             has_cr2 = (data.estimates["inference"].astype(str) == "CR2").any()
             items.append(
                 f"<strong>Few centres.</strong> This region has only {part} partnered and {comp} "
-                f"comparison centres (fewer than {FEW_CENTRES_WARNING} in an arm). With so few "
+                f"comparison centres (fewer than {few_centres_warning()} in an arm). With so few "
                 "clusters, CR1 standard errors can be too small and one centre can move the result; "
                 + ("compare the CR2 rows in the table of all estimates, which correct for this." if has_cr2
                    else "read the interval as a lower bound on the uncertainty."))
@@ -1419,7 +1513,7 @@ def _table_html(table: pd.DataFrame, caption: str, *, note: str = "",
         cells = []
         for i, (column, value) in enumerate(zip(table.columns, values)):
             text = html.escape("" if value is None or (isinstance(value, float) and math.isnan(value))
-                               else str(value))
+                               else localise(str(value)) if isinstance(value, float) else str(value))
             cls = ' class="num"' if column in numeric else ""
             label = f' data-label="{_esc(column)}"'
             cells.append(f'<th scope="row"{label}>{text}</th>' if i == 0 else f"<td{cls}{label}>{text}</td>")
@@ -1434,10 +1528,26 @@ def _table_html(table: pd.DataFrame, caption: str, *, note: str = "",
 def _svg_uri(fig) -> str:
     import matplotlib
 
+    if decimal_mark() != ".":
+        _localise_ticks(fig)
     buffer = io.BytesIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "evalkit"}):
         fig.savefig(buffer, format="svg", bbox_inches="tight", metadata={"Date": None, "Creator": None})
     return "data:image/svg+xml;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _localise_ticks(fig) -> None:
+    """Numeric tick labels in the plan's decimal mark (categorical axes keep their labels)."""
+    from matplotlib.ticker import ScalarFormatter
+
+    class Localised(ScalarFormatter):
+        def __call__(self, x, pos=None):
+            return localise(super().__call__(x, pos))
+
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if type(axis.get_major_formatter()) is ScalarFormatter:
+                axis.set_major_formatter(Localised())
 
 
 def _figure_html(fig, alt: str, caption: str) -> str:
@@ -1490,19 +1600,50 @@ def _guarded(source: str) -> Callable:
     return wrap
 
 
-SUPPRESSION_NOTE = (f"Cells describing fewer than {MIN_CHILDREN_PER_CELL} children or "
-                    f"{MIN_CENTRES_PER_CELL} centres are shown as “&lt;{MIN_CHILDREN_PER_CELL}”, "
-                    f"“&lt;{MIN_CENTRES_PER_CELL}” or “suppressed”.")
+def suppression_note() -> str:
+    children, centres = min_children_per_cell(), min_centres_per_cell()
+    return (f"Cells describing fewer than {children} children or {centres} centres are shown as "
+            f"“&lt;{children}”, “&lt;{centres}” or “suppressed”.")
+
+
+#: Typical ELOM Total gain per month of age (shared/spec/domain-facts.md), for the methods text.
+_ELOM_POINTS_PER_MONTH = 0.7
+
+
+def _balance_cutoffs() -> tuple[str, str, tuple[str, str]]:
+    """The balance table's SMD cut-offs and variance-ratio range (rules: estimation.balance), as text."""
+    rules = load_rules("estimation")["balance"]
+    low, high = rules["variance_ratio_range"]
+    return (format_number(rules["smd_good"], 2), format_number(rules["smd_fails"], 2),
+            (localise(f"{low:g}"), localise(f"{high:g}")))
+
+
+def report_names() -> dict[str, str]:
+    """The report's title, programme and funder (plan: ``report``); the title defaults to
+    "ECD partnership evaluation", programme and funder to nothing."""
+    names = load_rules("study")["report"]
+    return {"title": str(names.get("title") or "ECD partnership evaluation"),
+            "programme": str(names.get("programme") or ""), "funder": str(names.get("funder") or "")}
+
+
+def names_line() -> str:
+    """"Programme: … · Funder: …" as escaped HTML, or '' when the plan names neither."""
+    names = report_names()
+    parts = [f"{label}: {html.escape(names[key])}" for key, label in (("programme", "Programme"),
+                                                                        ("funder", "Funder")) if names[key]]
+    return " · ".join(parts)
 
 
 def title(data: RegionData):
-    """Report title: the region and the question the report answers."""
+    """Report title: the study's title, the region and the question the report answers."""
+    names = names_line()
     return _html(
-        f'<header class="ek-title"><p class="ek-kicker">ECD partnership evaluation<span class="ek-wide-only"> · '
-        "regional report</span></p>"
+        f'<header class="ek-title"><p class="ek-kicker">{html.escape(report_names()["title"])}'
+        '<span class="ek-wide-only"> · regional report</span></p>'
         f"<h1>{html.escape(data.region)}</h1>"
         '<p class="ek-meta">Do children in ECD centres with a partnership do better than children in '
-        "similar centres without one?</p></header>")
+        "similar centres without one?</p>"
+        + (f'<p class="ek-meta">{names}</p>' if names else "") + "</header>")
 
 
 def _certainty_sentence(row: pd.Series, level: str) -> str:
@@ -1633,7 +1774,7 @@ def effects_table(data: RegionData, number: int | None = None):
     caption = f"Table {n}. Difference between partnered and comparison centres in {html.escape(data.region)}"
     note = ("Difference = partnered minus comparison, in the outcome's units, with the 95% interval in "
             "brackets; Size (SD) puts it in standard deviations. Each row uses the primary method; every "
-            "method is in the table of all estimates at the end. " + SUPPRESSION_NOTE)
+            "method is in the table of all estimates at the end. " + suppression_note())
     return _html(_table_html(frame, caption, note=note, numeric=("Difference (95% interval)", "Size (SD)"),
                              stack=False))
 
@@ -1652,7 +1793,7 @@ def overlap_table(data: RegionData, number: int | None = None):
 
     def share(name: str, digits: int = 2) -> str:
         value = row.get(name)
-        return "–" if value is None or pd.isna(value) else f"{float(value):.{digits}f}"
+        return "–" if value is None or pd.isna(value) else format_number(value, digits)
 
     frame = pd.DataFrame({
         "Measure": ["Propensity score range, partnered centres", "Propensity score range, comparison centres",
@@ -1682,7 +1823,7 @@ def subgroup_table(data: RegionData, number: int | None = None):
     n = data.next_number("Table", number)
     caption = f"Table {n}. Difference by subgroup of children in {html.escape(data.region)}"
     note = ("Subgroups are smaller than the region, so their intervals are wider; a difference between "
-            "subgroups is only clear if tested directly. " + SUPPRESSION_NOTE)
+            "subgroups is only clear if tested directly. " + suppression_note())
     return _html(_table_html(frame, caption, note=note))
 
 
@@ -1693,7 +1834,7 @@ def estimate_table(data: RegionData, number: int | None = None):
                f"in {html.escape(data.region)} (partnered minus comparison)")
     note = ("Estimates are in the outcome's units (ELOM points unless stated). A positive estimate "
             "means higher scores in partnered centres. " + html.escape(method_key(data.estimates)) + " "
-            + SUPPRESSION_NOTE)
+            + suppression_note())
     frame = estimate_frame(data.estimates)
     numeric = [c for c in frame.columns if c not in ("Outcome", "Method", "Note")]
     return _html(_table_html(frame, caption, note=note, numeric=numeric, stack=True))
@@ -1785,7 +1926,7 @@ def on_track_table(data: RegionData, number: int | None = None):
     n = data.next_number("Table", number)
     caption = f"Table {n}. Children On Track for their age on the ELOM standards, by group and wave"
     note = ("On Track = ELOM total at or above the age-band standard (50–59 and 60–69 months). "
-            "These are raw shares, not adjusted for differences between centres. " + SUPPRESSION_NOTE)
+            "These are raw shares, not adjusted for differences between centres. " + suppression_note())
     frame = on_track_frame(data.children)
     return _html(_table_html(frame, caption, note=note, numeric=frame.columns[2:], stack=True))
 
@@ -1800,7 +1941,7 @@ def indicators_table(data: RegionData, number: int | None = None):
     frame = indicators_frame(indicators)
     n = data.next_number("Table", number)
     caption = f"Table {n}. Child indicators in {html.escape(data.region)}, by group and wave"
-    note = "Raw figures, not adjusted for differences between centres. " + SUPPRESSION_NOTE
+    note = "Raw figures, not adjusted for differences between centres. " + suppression_note()
     groups = [("", 1)] + [(arm, len(WAVES)) for arm in ARMS]
     labels = {f"{arm}, {wave}": wave.capitalize() for arm in ARMS for wave in WAVES}
     # "suppressed" is wider than a number: with it, phones get the card layout instead of a grid
@@ -1892,9 +2033,10 @@ def balance_table(data: RegionData, number: int | None = None):
                        else " (the groups differ overall)." if _isnum(j.get("p_value")) else "."))
     n = data.next_number("Table", number)
     caption = f"Table {n}. Baseline characteristics of partnered and comparison children in {html.escape(data.region)}"
-    note = ("Std. difference = difference in means divided by the pooled standard deviation. Within ±0.05: "
-            "balanced; 0.05–0.25: adjusted for in the analysis; beyond ±0.25: imbalanced (What Works "
-            "Clearinghouse). Variance ratios should lie between 0.5 and 2. " + SUPPRESSION_NOTE)
+    good, fails, (ratio_low, ratio_high) = _balance_cutoffs()
+    note = (f"Std. difference = difference in means divided by the pooled standard deviation. Within ±{good}: "
+            f"balanced; {good}–{fails}: adjusted for in the analysis; beyond ±{fails}: imbalanced (What Works "
+            f"Clearinghouse). Variance ratios should lie between {ratio_low} and {ratio_high}. " + suppression_note())
     return _html(f"<p>{html.escape(summary)}</p>"
                  + _table_html(frame, caption, note=note, numeric=frame.columns[1:5], stack=True))
 
@@ -1902,7 +2044,8 @@ def balance_table(data: RegionData, number: int | None = None):
 @_guarded("results/balance.csv")
 @_styled
 def love_plot(data: RegionData, number: int | None = None):
-    """Love plot: absolute standardised difference per characteristic against the 0.05 and 0.25 lines."""
+    """Love plot: absolute standardised difference per characteristic against the balance cut-offs
+    (rules: ``estimation.balance``; 0.05 and 0.25 by default)."""
     balance = data.table("balance")
     if balance is None or balance.empty or "smd" not in balance:
         return _html("")
@@ -1923,7 +2066,10 @@ def love_plot(data: RegionData, number: int | None = None):
         if mask.any():
             ax.scatter(frame["abs_smd"].to_numpy()[mask], ys[mask], marker=marker, color=colour, s=42,
                        label=label, zorder=3)
-    for limit, style in ((0.05, ":"), (0.25, "--")):
+    rules = load_rules("estimation")["balance"]
+    good, fails = float(rules["smd_good"]), float(rules["smd_fails"])
+    good_text, fails_text = format_number(good, 2), format_number(fails, 2)
+    for limit, style in ((good, ":"), (fails, "--")):
         ax.axvline(limit, color=_MUTED, linestyle=style, linewidth=1)
     ax.set_yticks(ys, frame["name"])
     ax.set_xlabel("Absolute standardised difference (SD)")
@@ -1932,11 +2078,11 @@ def love_plot(data: RegionData, number: int | None = None):
     ax.spines[["top", "right"]].set_visible(False)
     worst = frame.iloc[-1]
     alt = (f"Love plot of baseline balance in {data.region}: {len(frame)} characteristics; the largest "
-           f"standardised difference is {worst['name']} at {worst['abs_smd']:.2f} SD; "
-           f"{int((frame['abs_smd'] > 0.25).sum())} lie beyond 0.25 SD.")
+           f"standardised difference is {worst['name']} at {format_number(worst['abs_smd'], 2)} SD; "
+           f"{int((frame['abs_smd'] > fails).sum())} lie beyond {format_number(fails, 2)} SD.")
     n = data.next_number("Figure", number)
     caption = (f"Figure {n}. Baseline balance (Love plot). Each mark is one characteristic; the dotted line "
-               "is 0.05 SD and the dashed line 0.25 SD. Marks right of the dashed line are imbalanced.")
+               f"is {good_text} SD and the dashed line {fails_text} SD. Marks right of the dashed line are imbalanced.")
     return _html(_figure_html(fig, alt, caption))
 
 
@@ -1950,7 +2096,7 @@ def sample_size_table(data: RegionData, number: int | None = None):
         in_model = (f"{suppress_count(row['n_children'])} children with both assessments are in the "
                     "effect estimate. ")
     frame = sample_size_frame(data.children)
-    return _html(_table_html(frame, caption, note=in_model + SUPPRESSION_NOTE, numeric=frame.columns[2:],
+    return _html(_table_html(frame, caption, note=in_model + suppression_note(), numeric=frame.columns[2:],
                              stack=True))
 
 
@@ -1984,8 +2130,9 @@ def data_quality_table(data: RegionData, number: int | None = None):
     else:
         totals = data.cleaning_log["action"].str.lower().value_counts()
         frame = data_quality_frame(data.cleaning_log)
-    summary = (f"Across all regions, cleaning changed {int(totals.get('changed', 0)):,}, flagged "
-               f"{int(totals.get('flagged', 0)):,} and dropped {int(totals.get('dropped', 0)):,} records or values "
+    summary = (f"Across all regions, cleaning changed {format_number(totals.get('changed', 0), 0)}, flagged "
+               f"{format_number(totals.get('flagged', 0), 0)} and dropped {format_number(totals.get('dropped', 0), 0)} "
+               "records or values "
                "under written rules; raw files were not modified.")
     missing, assessed = int(data.children["elom_total"].isna().sum()), len(data.children)
     region = html.escape(data.region)

@@ -1,5 +1,11 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+#: The repository (a study folder itself) and its shipped synthetic sample.
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO / "data" / "raw"
 
 
 @pytest.fixture

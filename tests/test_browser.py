@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from evalkit.config import DATA_RAW
+from conftest import SAMPLE as DATA_RAW
+from evalkit.executors import render_reports
 from evalkit.export import write_results_workbook
 from evalkit.pipeline import run
-from evalkit.render import render_reports, write_index
+from evalkit.render import write_index
 from test_render import write_prepared_run
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -12,9 +12,9 @@ import pytest
 
 from evalkit.checkreport import CHECKS_PATH, HTML_NAME, STATUS_CHOICES, SUMMARY_PATH, WORKBOOK_NAME, run_check
 from evalkit.cli import main
-from evalkit.config import DATA_RAW
+from conftest import SAMPLE as DATA_RAW
+from evalkit.hashing import sha256_file
 from evalkit.quality import CLEANING_SUMMARY_COLUMNS, FLAG_COLUMNS, SUMMARY_COLUMNS
-from evalkit.readers import sha256_file
 
 FIXTURES = Path(__file__).parent / "fixtures"
 PERSONAL = ["Zoë Ndlovu", "Musa Adams", "Thandi Mokoena", "082 111 2222", "072 815 4478", "+27 72 270 2601"]

@@ -19,7 +19,8 @@ from evalkit.cleaning import (
     missing_code_reasons,
     parse_dates,
 )
-from evalkit.config import PROJECT_ROOT, load_rules
+from conftest import REPO as PROJECT_ROOT
+from evalkit.config import load_rules
 
 
 @pytest.mark.parametrize("value, expected", [

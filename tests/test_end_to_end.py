@@ -15,10 +15,11 @@ import pandas as pd
 import pytest
 
 from evalkit import render
-from evalkit.config import ELOM_DOMAINS, REGIONAL_NOTEBOOK
+from evalkit.config import ELOM_DOMAINS
+from evalkit.render import REGIONAL_NOTEBOOK
 from evalkit.estimation import ESTIMATE_COLUMNS
+from evalkit.hashing import sha256_file
 from evalkit.pipeline import run
-from evalkit.readers import sha256_file
 from evalkit.simulate import simulate
 
 pytestmark = pytest.mark.slow
@@ -128,8 +129,8 @@ def test_a_failing_region_gives_exit_3_and_the_rest_complete(finished_run, tmp_p
     nb.cells.append(nbformat.v4.new_code_cell('if region == "Free State":\n    raise RuntimeError("injected")'))
     broken = tmp_path / "broken.ipynb"
     nbformat.write(nb, broken)
-    monkeypatch.setattr(render, "REGIONAL_NOTEBOOK", broken)
-    result = run(data, tmp_path / "out", regions=["Free State", "Gauteng"], jobs=2, progress=lambda _: None)
+    result = run(data, tmp_path / "out", regions=["Free State", "Gauteng"], jobs=2, progress=lambda _: None,
+                 notebook=broken)
     assert result.exit_code == 3
     assert result.region_status["Free State"]["status"] == "failed"
     assert result.region_status["Gauteng"]["status"] == "ok"

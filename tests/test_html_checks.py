@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from evalkit.executors import render_reports
 from evalkit.export import write_results_workbook
 from evalkit.pipeline import run, slugify
-from evalkit.render import render_reports, write_index
+from evalkit.render import write_index
 from evalkit.simulate import simulate
 from test_render import write_prepared_run
 

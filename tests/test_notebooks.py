@@ -1,9 +1,10 @@
 """The notebooks under nbval (lax mode, with sanitizers), and the explorer's functions.
 
-nbval runs each notebook top to bottom with its default parameters. Those
-parameters are paths relative to the project root, so the tests point
-``EVALKIT_HOME`` at a temporary root holding a prepared run (or, for the
-explorer's fallback, only a raw data folder).
+nbval runs each notebook top to bottom with its default parameters, which leave
+the folders to the study folder (the folder holding ``evalkit.yml`` above the
+notebook). So each test makes a temporary study folder holding a prepared run
+(or, for the explorer's fallback, only a raw data folder), copies the notebook
+into its ``notebooks/`` as ``evalkit init`` does, and runs nbval on the copy.
 """
 
 import os
@@ -17,20 +18,25 @@ import pandas as pd
 import pytest
 
 from evalkit import explore
-from evalkit.config import NOTEBOOKS
 from evalkit.pipeline import run
+from evalkit.plan import plan_template
+from evalkit.study import package_notebooks_dir
 from evalkit.simulate import simulate
 
 SANITIZE = Path(__file__).parent / "nbval_sanitize.cfg"
+NOTEBOOKS = package_notebooks_dir()
 NOTEBOOK_FILES = ("regional_evaluation.ipynb", "explore.ipynb")
 
 
 def _nbval(notebook: str, home: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "EVALKIT_HOME": str(home)}
+    (home / "evalkit.yml").write_text(plan_template(), encoding="utf-8")
+    (home / "notebooks").mkdir(exist_ok=True)
+    copy = home / "notebooks" / notebook
+    copy.write_bytes((NOTEBOOKS / notebook).read_bytes())
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax",
-         "--nbval-sanitize-with", str(SANITIZE), str(NOTEBOOKS / notebook)],
-        capture_output=True, text=True, env=env, cwd=home)
+         "--nbval-sanitize-with", str(SANITIZE), str(copy)],
+        capture_output=True, text=True, env=dict(os.environ), cwd=home / "notebooks")
 
 
 @pytest.fixture(scope="module")

@@ -8,11 +8,11 @@ import sys
 import pandas as pd
 import pytest
 
-from evalkit import render
+from evalkit import executors
 from evalkit.errors import InputError
 from evalkit.cli import main
 from evalkit.outputs import (LOCK_NAME, STAGING_NAME, OutputLock, frame_digest, frame_digests_by, hash_json,
-                             read_manifest, run_key, up_to_date)
+                             read_manifest, resolve_run, up_to_date)
 from evalkit.pipeline import prepare, run
 from evalkit.simulate import simulate
 
@@ -55,11 +55,12 @@ def test_lock_refuses_a_live_writer_and_takes_over_a_stale_one(tmp_path):
 
 
 def _fake_published_run(tmp_path, exit_code=0):
-    """An output folder as a finished run leaves it (empty files are enough for the cache check)."""
+    """An output folder as a finished run leaves it (empty files are enough for the cache check), keyed
+    as the command line keys a run started here (the study folder's plan and notebook)."""
     data, out = tmp_path / "data", tmp_path / "out"
     data.mkdir()
     (data / "centres.csv").write_text("centre_id\nC1\n")
-    key = run_key(data, out)
+    key = resolve_run(data, out)
     for name in ["index.html", "results/estimates.csv", "cleaning_log.csv", "processed/child_outcomes.parquet",
                  "regions/gauteng.html"]:
         (out / name).parent.mkdir(parents=True, exist_ok=True)
@@ -72,20 +73,20 @@ def _fake_published_run(tmp_path, exit_code=0):
 
 def test_up_to_date_needs_the_same_key_a_clean_exit_and_every_published_file(tmp_path):
     data, out = _fake_published_run(tmp_path)
-    assert run_key(data, out).processed_dir == out / "processed"
-    assert up_to_date(run_key(data, out), read_manifest(out))
-    assert not up_to_date(run_key(data, out, level="district"), read_manifest(out))  # other parameters
-    assert not up_to_date(run_key(data, out), None)
+    assert resolve_run(data, out).processed_dir == out / "processed"
+    assert up_to_date(resolve_run(data, out), read_manifest(out))
+    assert not up_to_date(resolve_run(data, out, level="district"), read_manifest(out))  # other parameters
+    assert not up_to_date(resolve_run(data, out), None)
     (out / "regions" / "gauteng.html").unlink()  # a published report went missing
-    assert not up_to_date(run_key(data, out), read_manifest(out))
+    assert not up_to_date(resolve_run(data, out), read_manifest(out))
     (out / "regions" / "gauteng.html").write_text("")
     (data / "centres.csv").write_text("centre_id\nC2\n")  # the data changed
-    assert not up_to_date(run_key(data, out), read_manifest(out))
+    assert not up_to_date(resolve_run(data, out), read_manifest(out))
 
 
 def test_up_to_date_is_false_after_a_run_with_failed_regions(tmp_path):
     data, out = _fake_published_run(tmp_path, exit_code=3)
-    assert not up_to_date(run_key(data, out), read_manifest(out))
+    assert not up_to_date(resolve_run(data, out), read_manifest(out))
 
 
 def test_cli_skips_an_unchanged_run_without_importing_pandas_unless_a_run_is_writing(tmp_path, capsys):
@@ -156,7 +157,7 @@ def test_interrupted_run_leaves_the_previous_output_complete(data_folder, tmp_pa
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(render, "render_reports", interrupted)
+    monkeypatch.setattr(executors, "render_reports", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(data_folder, out, regions=REGIONS, jobs=1, use_cache=False, progress=quiet)
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}

@@ -20,7 +20,8 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from evalkit import render
-from evalkit.render import RegionRender, render_region_report, render_reports, write_index
+from evalkit.executors import render_reports
+from evalkit.render import RegionRender, render_region_report, write_index
 
 NC_REASON = ("Only 2 partnered and 4 comparison centres have children assessed at both baseline "
              "and endline; at least 3 of each are needed.")
