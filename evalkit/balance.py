@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .config import load_rules
+from .ruleset import Balance, estimation_rules
 from .estimation import design_matrix
 from .inference import fit_linear
 from .propensity import centre_propensity, centre_table
@@ -48,8 +48,8 @@ _POOLED = "sqrt((sd_partnered^2 + sd_comparison^2) / 2)"
 _POOLED_BINARY = "sqrt((p_partnered(1-p_partnered) + p_comparison(1-p_comparison)) / 2)"
 
 
-def _rules() -> dict:
-    return load_rules("estimation")["balance"]
+def _rules() -> Balance:
+    return estimation_rules().balance
 
 
 def hedges_g(partnered: np.ndarray, comparison: np.ndarray) -> float:
@@ -71,7 +71,7 @@ def _flag(smd: float) -> str:
     if not np.isfinite(smd):
         return ""
     size = abs(smd)
-    return "good" if size <= rules["smd_good"] else "adjust" if size <= rules["smd_fails"] else "fails"
+    return "good" if size <= rules.smd_good else "adjust" if size <= rules.smd_fails else "fails"
 
 
 def _adjusted(frame: pd.DataFrame, value: str, numeric: list[str], categorical: list[str],
@@ -137,22 +137,22 @@ def _centre_variables(centres: pd.DataFrame) -> list[tuple[str, str, str, str, b
     """(variable, label, level, column, binary) for the centre rows: one 0/1 column per level."""
     rules = _rules()
     out = []
-    for spec in rules["centre_categorical"]:
-        name = spec["name"]
+    for spec in rules.centre_categorical:
+        name = spec.name
         if name not in centres.columns:
             continue
         for level in sorted(centres[name].dropna().astype(str).unique()):
-            out.append((name, f"{spec['label']}: {level}", "centre", f"{name}={level}", True))
-    for spec in rules["centre_numeric"]:
-        if spec["name"] in centres.columns:
-            out.append((spec["name"], spec["label"], "centre", spec["name"], False))
+            out.append((name, f"{spec.label}: {level}", "centre", f"{name}={level}", True))
+    for spec in rules.centre_numeric:
+        if spec.name in centres.columns:
+            out.append((spec.name, spec.label, "centre", spec.name, False))
     return out
 
 
 def _with_level_columns(centres: pd.DataFrame) -> pd.DataFrame:
     centres = centres.copy()
-    for spec in _rules()["centre_categorical"]:
-        name = spec["name"]
+    for spec in _rules().centre_categorical:
+        name = spec.name
         if name in centres.columns:
             values = centres[name].astype("string")
             for level in sorted(values.dropna().unique()):
@@ -170,9 +170,9 @@ def balance_table(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame | 
     weight_of = scored.set_index("centre_id")["weight_att"]
     child_weights = children["centre_id"].map(weight_of)
     rows = []
-    adjust = rules["adjust_child"]
-    for spec in rules["child"]:
-        name = spec["name"]
+    adjust = rules.adjust_child
+    for spec in rules.child:
+        name = spec.name
         if name not in children.columns:
             continue
         binary = name.startswith("is_")
@@ -181,9 +181,9 @@ def balance_table(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame | 
         categorical = [c for c in adjust if c in ("sex", "setting") and c != source and c in children.columns]
         frame = children.assign(**{name: children[name].astype("float64")})
         adjusted = _adjusted(frame, name, numeric, categorical, clustered=True)
-        rows.append(_row(region, name, spec["label"], "child", frame, name, binary, adjusted, child_weights))
+        rows.append(_row(region, name, spec.label, "child", frame, name, binary, adjusted, child_weights))
     for variable, label, level, column, binary in _centre_variables(centres):
-        categorical = [c for c in rules["adjust_centre"] if c != variable and c in centres.columns]
+        categorical = [c for c in rules.adjust_centre if c != variable and c in centres.columns]
         adjusted = _adjusted(centres, column, [], categorical, clustered=False)
         rows.append(_row(region, column if binary else variable, label, level, centres, column, binary, adjusted,
                          scored["weight_att"]))
@@ -227,7 +227,7 @@ def balance_joint_test(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFra
     """
     children = _child_baseline(child_outcomes, region)
     centres = _with_level_columns(centre_table(child_outcomes, centre_outcomes, region))
-    child_vars = [name for name in _rules()["joint_test_child"] if name in children.columns]
+    child_vars = [name for name in _rules().joint_test_child if name in children.columns]
     dummies, seen = [], set()
     for variable, _label, _level, column, binary in _centre_variables(centres):
         if binary and variable not in seen:  # the first level is the reference
@@ -277,8 +277,8 @@ def love_plot(balance: pd.DataFrame, *, absolute: bool = True):
     ax.scatter(data["x"], y, marker="o", color="#0072B2", label="Unadjusted", zorder=3)
     if data["x_weighted"].notna().any():
         ax.scatter(data["x_weighted"], y, marker="^", color="#D55E00", label="Propensity-weighted (ATT)", zorder=3)
-    for cut, style, label in ((rules["smd_good"], ":", f"{rules['smd_good']:g}: good below"),
-                              (rules["smd_fails"], "--", f"{rules['smd_fails']:g}: fails above")):
+    for cut, style, label in ((rules.smd_good, ":", f"{rules.smd_good:g}: good below"),
+                              (rules.smd_fails, "--", f"{rules.smd_fails:g}: fails above")):
         ax.axvline(cut, color="#555555", linestyle=style, linewidth=1, label=label)
         if not absolute:
             ax.axvline(-cut, color="#555555", linestyle=style, linewidth=1)

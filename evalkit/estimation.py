@@ -43,12 +43,13 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .config import NATIONAL, load_rules
+from .config import NATIONAL
 from .errors import ChoiceError
 from .indicators import OUTCOME_FAMILY
 from .inference import Inference, LinearFit, fit_linear
 from .multiplicity import bh_qvalues, kling_components, kling_index, sharpened_qvalues
 from .propensity import affordable_covariates, centre_propensity, centre_table, overlap_summary
+from .ruleset import EstimationRules, estimation_rules
 
 __all__ = [
     "ALL_INFERENCES",
@@ -99,14 +100,14 @@ CENTRE_INFERENCES: tuple[str, ...] = ("HC1", "CR2", "WCR-bootstrap")
 _DEFAULT_SEED = 20251123
 
 
-def _rules() -> dict:
-    return load_rules("estimation")
+def _rules() -> EstimationRules:
+    return estimation_rules()
 
 
 def _planned_inferences() -> list[str]:
     """The child-level inferences the plan runs (its primary one always), in ALL_INFERENCES order."""
     rules = _rules()
-    chosen = {*rules["inferences"], rules["primary"]["inference"]}
+    chosen = {*rules.inferences, rules.primary.inference}
     return [name for name in ALL_INFERENCES if name in chosen]
 
 
@@ -118,29 +119,29 @@ def _planned_centre_inferences() -> list[str]:
 
 def _planned_estimators() -> set[str]:
     rules = _rules()
-    return {*rules["estimators"], rules["primary"]["estimator"]}
+    return {*rules.estimators, rules.primary.estimator}
 
 
 def _planned_outcomes() -> list[str] | None:
     """The outcomes the plan names (its primary one always), or None for the whole family."""
     rules = _rules()
-    if rules["outcomes"] == "all":
+    if rules.outcomes == "all":
         return None
-    return list(dict.fromkeys([rules["primary"]["outcome"], *rules["outcomes"]]))
+    return list(dict.fromkeys([rules.primary.outcome, *rules.outcomes]))
 
 
 def ancova_covariates() -> tuple[list[str], list[str]]:
     """The ANCOVA's numeric and categorical covariates in force (contract: baseline outcome and
     age; sex and setting), ``baseline`` first among the numeric ones."""
-    covariates = _rules()["covariates"]
-    return list(covariates["ancova_numeric"]), list(covariates["ancova_categorical"])
+    covariates = _rules().covariates
+    return list(covariates.ancova_numeric), list(covariates.ancova_categorical)
 
 
 def _ancova_extra_columns() -> list[str]:
     """ANCOVA covariates and subgroup columns that are not among the child keys every frame carries."""
     numeric, categorical = ancova_covariates()
-    subgroups = _rules()["heterogeneity"]
-    wanted = [*numeric, *categorical, *subgroups["child"], *subgroups["centre"]]
+    subgroups = _rules().heterogeneity
+    wanted = [*numeric, *categorical, *subgroups.child, *subgroups.centre]
     return list(dict.fromkeys(c for c in wanted if c != "baseline" and c not in _CHILD_KEYS))
 
 
@@ -210,10 +211,10 @@ class EffectResult:
 
     @property
     def is_primary(self) -> bool:
-        """The contract's primary row: elom_total, ancova, CR1, whole region."""
-        primary = _rules()["primary"]
-        return (self.outcome == primary["outcome"] and self.estimator == primary["estimator"]
-                and self.inference == primary["inference"] and self.subgroup == "")
+        """The primary row (the plan's; the contract's elom_total, ancova, CR1 by default), whole region."""
+        primary = _rules().primary
+        return (self.outcome == primary.outcome and self.estimator == primary.estimator
+                and self.inference == primary.inference and self.subgroup == "")
 
     def tidy(self) -> pd.DataFrame:
         """One row with the columns of ``results/estimates.csv``."""
@@ -475,7 +476,7 @@ def ancova_frame(child_outcomes: pd.DataFrame, region: str | None = None,
 
 
 def _centre_covariates(centre_outcomes: pd.DataFrame | None) -> list[str]:
-    wanted = _rules()["covariates"]["centre_categorical"]
+    wanted = _rules().covariates.centre_categorical
     if centre_outcomes is None:
         return []
     return [c for c in wanted if c in centre_outcomes.columns]
@@ -561,7 +562,7 @@ def _too_few(n_part: int, n_comp: int, min_centres: int | None, what: str) -> st
     """The not_estimable reason when an arm has fewer than ``min_centres`` centres
     (None: the plan's ``thresholds.min_centres_per_arm``)."""
     if min_centres is None:
-        min_centres = _rules()["thresholds"]["min_centres_per_arm"]
+        min_centres = _rules().thresholds.min_centres_per_arm
     if n_part < min_centres or n_comp < min_centres:
         return (f"Only {n_part} partnered and {n_comp} comparison centres {what}; "
                 f"at least {min_centres} of each are needed.")
@@ -569,7 +570,7 @@ def _too_few(n_part: int, n_comp: int, min_centres: int | None, what: str) -> st
 
 
 def _few_centres_note(n_part: int, n_comp: int) -> str:
-    if min(n_part, n_comp) < _rules()["inference"]["few_centres_warning"]:
+    if min(n_part, n_comp) < _rules().inference.few_centres_warning:
         return (f"Few centres in one arm ({n_part} partnered, {n_comp} comparison): "
                 "cluster-robust standard errors may be too small.")
     return ""
@@ -596,7 +597,7 @@ def _rows_from_fit(fit: LinearFit, coef: str, common: dict, inferences: Iterable
                    seed: int, reps: int, notes: dict[str, str] | None = None,
                    warning: str = "", diagnostics: dict | None = None) -> list[EffectResult]:
     """One result per inference for one coefficient of one fit."""
-    rules = _rules()["inference"]
+    rules = _rules().inference
     notes = notes or {}
     if fit.n_obs - fit.rank < 2:
         unit = "children" if fit.n_clusters < fit.n_obs else "centres"
@@ -612,20 +613,20 @@ def _rows_from_fit(fit: LinearFit, coef: str, common: dict, inferences: Iterable
     for inference in inferences:
         note, row_warning = notes.get(inference, ""), warning
         if inference == "WCR-bootstrap":
-            if fit.n_clusters > rules["bootstrap_max_clusters"]:
+            if fit.n_clusters > rules.bootstrap_max_clusters:
                 continue  # many clusters: no few-cluster problem to solve, and costly
             key = (common["region"], common["outcome"], common["estimator"], common.get("subgroup", ""))
-            boot = fit.wild_bootstrap(coef, reps=reps, seed=_seed(seed, *key), alpha=rules["alpha"],
-                                      webb_max_clusters=rules["webb_max_clusters"])
+            boot = fit.wild_bootstrap(coef, reps=reps, seed=_seed(seed, *key), alpha=rules.alpha,
+                                      webb_max_clusters=rules.webb_max_clusters)
             values = {"estimate": float(fit.params[fit.index(coef)]), "std_error": np.nan, "df": np.nan,
                       "ci_low": boot.ci_low, "ci_high": boot.ci_high, "p_value": boot.p_value}
             note += (f" Wild cluster restricted bootstrap: {boot.reps} {boot.weights.capitalize()} draws over "
                      f"{boot.n_clusters} clusters (seed {seed}); p-value and 95% interval by test inversion; "
                      "no standard error.")
         else:
-            if inference == "CR2" and fit.n_clusters > rules["cr2_max_clusters"]:
+            if inference == "CR2" and fit.n_clusters > rules.cr2_max_clusters:
                 continue  # CR2 ≈ CR1 with this many clusters (see rules/estimation.yml)
-            values = fit.coef_test(coef, inference, alpha=rules["alpha"])
+            values = fit.coef_test(coef, inference, alpha=rules.alpha)
             if inference == "CR2" and values["df"] < 1:
                 out.extend(_not_estimable(common, [inference], (
                     f"CR2 leaves {values['df']:.2g} degrees of freedom: the centres cannot say how uncertain "
@@ -681,7 +682,7 @@ def ancova_from_frame(frame: pd.DataFrame, *, region: str, outcome: str = "elom_
     if coef not in fit.names:
         reason = f"The {coef} term is collinear with the other terms in this subgroup."
         return _one_or_many(_not_estimable(common, inferences, reason), inference)
-    reps = _rules()["inference"]["bootstrap_reps"] if bootstrap_reps is None else bootstrap_reps
+    reps = _rules().inference.bootstrap_reps if bootstrap_reps is None else bootstrap_reps
     notes = {"CR1": _few_centres_note(n_part, n_comp)}
     rows = _rows_from_fit(fit, coef, common, inferences, sd=baseline_sd, seed=seed, reps=reps, notes=notes)
     return _one_or_many(rows, inference)
@@ -737,7 +738,7 @@ def did_from_frame(frame: pd.DataFrame, *, region: str, outcome: str = "elom_tot
         return _one_or_many(_not_estimable(common, inferences, reason), inference)
     X, names = design_matrix(frame, ["endline", "partnered_x_endline", "age_months"], ["sex"], intercept=False)
     fit = fit_linear(frame["y"].to_numpy(), X, names, frame["centre_id"], absorb_clusters=True)
-    reps = _rules()["inference"]["bootstrap_reps"] if bootstrap_reps is None else bootstrap_reps
+    reps = _rules().inference.bootstrap_reps if bootstrap_reps is None else bootstrap_reps
     rows = _rows_from_fit(fit, "partnered_x_endline", common, inferences, sd=baseline_sd, seed=seed, reps=reps,
                           notes={"CR1": _few_centres_note(n_part, n_comp)})
     return _one_or_many(rows, inference)
@@ -803,7 +804,7 @@ def regression_adjustment_from_frame(frame: pd.DataFrame, *, region: str, outcom
         X, names = design_matrix(frame, ["partnered"], ["setting", *centre_covariates, *extra_categorical])
         clusters = None
     fit = fit_linear(frame["y"].to_numpy(), X, names, clusters)
-    reps = _rules()["inference"]["bootstrap_reps"] if bootstrap_reps is None else bootstrap_reps
+    reps = _rules().inference.bootstrap_reps if bootstrap_reps is None else bootstrap_reps
     first = "CR1" if level == "child" else "HC1"
     notes = {first: (_few_centres_note(n_part, n_comp) + " " + note).strip()}
     rows = _rows_from_fit(fit, "partnered", common, inferences, sd=sd, seed=seed, reps=reps, notes=notes)
@@ -865,7 +866,7 @@ def _weighting_note(summary: dict) -> tuple[str, str]:
                      "centres trimmed (propensity above the threshold).")
         warnings.append("weights_trimmed")
     ess = summary["effective_comparison_centres"]
-    if np.isfinite(ess) and ess < _rules()["propensity"]["min_effective_comparison_centres"]:
+    if np.isfinite(ess) and ess < _rules().propensity.min_effective_comparison_centres:
         notes.append(f"Weak overlap: the weighted comparison group is worth {ess:.1f} centres.")
         warnings.append("poor_overlap")
     return " ".join(notes), ";".join(warnings)
@@ -895,7 +896,7 @@ def ipw_from_frame(frame: pd.DataFrame, scored: pd.DataFrame, *, region: str, ou
     X, names = design_matrix(data, ["partnered"])
     clusters = data["centre_id"] if level == "child" else None
     fit = fit_linear(data["y"].to_numpy(), X, names, clusters, weights=data["weight_att"].to_numpy())
-    reps = _rules()["inference"]["bootstrap_reps"] if bootstrap_reps is None else bootstrap_reps
+    reps = _rules().inference.bootstrap_reps if bootstrap_reps is None else bootstrap_reps
     first = "CR1" if level == "child" else "HC1"
     notes = {inf: note for inf in inferences}
     notes[first] = (_few_centres_note(n_part, n_comp) + " " + note).strip()
@@ -907,7 +908,7 @@ def ipw_from_frame(frame: pd.DataFrame, scored: pd.DataFrame, *, region: str, ou
 def _aipw_categorical(data: pd.DataFrame, categorical: Sequence[str]) -> tuple[list[str], str]:
     """The categorical terms of the AIPW outcome model: centre covariates the comparison
     centres (on which it is fitted) cannot support are left out."""
-    centre_level = [c for c in categorical if c in _rules()["covariates"]["centre_categorical"]]
+    centre_level = [c for c in categorical if c in _rules().covariates.centre_categorical]
     comparison = data.loc[data["partnered"] == 0]
     fixed = 1 + (comparison["setting"].nunique() - 1 if "setting" in categorical else 0)
     kept, note = affordable_covariates(comparison, centre_level, fixed_terms=fixed)
@@ -950,7 +951,7 @@ def aipw_from_frame(frame: pd.DataFrame, scored: pd.DataFrame, *, region: str, o
     clusters = data["centre_id"] if level == "child" else None
     fit = fit_linear(data["y"].to_numpy(dtype="float64"), X, names, clusters,
                      weights=data["weight_att"].to_numpy(dtype="float64"))
-    reps = _rules()["inference"]["bootstrap_reps"] if bootstrap_reps is None else bootstrap_reps
+    reps = _rules().inference.bootstrap_reps if bootstrap_reps is None else bootstrap_reps
     note = f"{note} {left_out}".strip()
     notes = {inf: note for inf in inferences}
     first = "CR1" if level == "child" else "HC1"
@@ -1061,11 +1062,11 @@ def estimate_heterogeneity(child_outcomes: pd.DataFrame, region: str | None = No
     region's denominator. A subgroup below ``min_centres`` in an arm is ``not_estimable``.
     """
     check_arguments(child_outcomes, region=region, outcome=outcome, inference=inference)
-    rules = _rules()["heterogeneity"]
+    rules = _rules().heterogeneity
     frame = ancova_frame(child_outcomes, region, outcome)
     sd = comparison_baseline_sd(child_outcomes, region, outcome)
-    types = _centre_attribute(child_outcomes, centre_outcomes, rules["partner_type_column"])
-    exposure = _centre_attribute(child_outcomes, centre_outcomes, rules["exposure_column"])
+    types = _centre_attribute(child_outcomes, centre_outcomes, rules.partner_type_column)
+    exposure = _centre_attribute(child_outcomes, centre_outcomes, rules.exposure_column)
     return EffectResults(tuple(_heterogeneity_rows(
         frame, region=region if region is not None else "All regions", outcome=outcome, sd=sd,
         partner_types=types, exposure=exposure, inference=inference, min_centres=min_centres, seed=seed,
@@ -1076,11 +1077,11 @@ def _heterogeneity_rows(frame: pd.DataFrame, *, region: str, outcome: str, sd: f
                         partner_types: pd.Series | None, exposure: pd.Series | None,
                         inference: Sequence[Inference] = ALL_INFERENCES, min_centres: int | None = None,
                         seed: int = _DEFAULT_SEED, bootstrap_reps: int | None = None) -> list[EffectResult]:
-    rules = _rules()["heterogeneity"]
+    rules = _rules().heterogeneity
     kwargs = dict(region=region, outcome=outcome, inference=list(inference), min_centres=min_centres,
                   baseline_sd=sd, seed=seed, bootstrap_reps=bootstrap_reps)
     results: list[EffectResult] = []
-    for variable in [*rules["child"], *rules["centre"]]:
+    for variable in [*rules.child, *rules.centre]:
         values = frame[variable].astype(str)
         for level in sorted(values.unique()):
             results.extend(ancova_from_frame(frame.loc[values == level], subgroup=f"{variable}={level}", **kwargs))
@@ -1098,14 +1099,14 @@ def _heterogeneity_rows(frame: pd.DataFrame, *, region: str, outcome: str, sd: f
             results.extend(ancova_from_frame(subset, subgroup=f"partner_type={kind}", **kwargs))
     if exposure is not None:
         months = frame["centre_id"].map(exposure).astype("float64")
-        bounds = list(rules["exposure_bands_months"]) + [np.inf]
+        bounds = list(rules.exposure_bands_months) + [np.inf]
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             band = f"{lo:g}-{hi:g}" if np.isfinite(hi) else f"{lo:g}+"
             subset = frame.loc[(frame["partnered"] == 0) | ((months >= lo) & (months < hi))]
             results.extend(ancova_from_frame(subset, subgroup=f"exposure_months={band}", **kwargs))
         known = (frame["partnered"] == 0) | months.notna()
         dose = frame.loc[known].copy()
-        unit = rules["dose_unit_months"]
+        unit = rules.dose_unit_months
         m = months[known]
         dose["partnered_x_months"] = dose["partnered"] * ((m - m[dose["partnered"] == 1].mean()).fillna(0.0) / unit)
         results.extend(ancova_from_frame(dose, subgroup=f"dose:per_{unit}_months", extra_numeric=["partnered_x_months"],
@@ -1123,7 +1124,7 @@ def _outcome_plan(data: pd.DataFrame, centre_outcomes: pd.DataFrame | None, outc
     pairs and the child-level outcome names."""
     plan = [(name, level) for name, level in _available_outcomes(data, centre_outcomes)
             if outcomes is None or name in outcomes]
-    index_name = _rules()["kling_index"]["name"]
+    index_name = _rules().kling_index.name
     if (index_name, "child") in plan:
         data = data.assign(**{index_name: kling_index(data, kling_components(data.columns))})
     return data, plan, [o for o, level in plan if level == "child"]
@@ -1138,7 +1139,7 @@ def _available_outcomes(data: pd.DataFrame, centre_outcomes: pd.DataFrame | None
         if table is not None and spec.name in table.columns:
             available.append((spec.name, spec.level))
     if len(kling_components(data.columns)) >= 2:  # one component is no index
-        available.append((_rules()["kling_index"]["name"], "child"))
+        available.append((_rules().kling_index.name, "child"))
     return available
 
 
@@ -1199,8 +1200,8 @@ def _finish(rows: list[EffectResult]) -> pd.DataFrame:
     if not rows:
         return pd.DataFrame(columns=ESTIMATE_COLUMNS)
     table = pd.DataFrame([{c: getattr(r, c) for c in ESTIMATE_COLUMNS if c != "is_primary"} for r in rows])
-    few = _rules()["inference"]["few_centres_warning"]
-    alpha = _rules()["inference"]["alpha"]
+    few = _rules().inference.few_centres_warning
+    alpha = _rules().inference.alpha
     codes = [[c for c in str(w).split(";") if c] for w in table["warning"]]
     ok = table["status"] == "ok"
     for i in np.flatnonzero(ok & (table["n_centres_partnered"] < few)):
@@ -1229,9 +1230,9 @@ def _finish(rows: list[EffectResult]) -> pd.DataFrame:
         p = table.loc[index, "p_value"].to_numpy(dtype=float)
         table.loc[index, "q_value_bh"] = bh_qvalues(p)
         table.loc[index, "q_value_sharpened"] = sharpened_qvalues(p)
-    primary = _rules()["primary"]
-    table["is_primary"] = ((table["outcome"] == primary["outcome"]) & (table["estimator"] == primary["estimator"])
-                           & (table["inference"] == primary["inference"]) & (table["subgroup"] == ""))
+    primary = _rules().primary
+    table["is_primary"] = ((table["outcome"] == primary.outcome) & (table["estimator"] == primary.estimator)
+                           & (table["inference"] == primary.inference) & (table["subgroup"] == ""))
     return table[ESTIMATE_COLUMNS]
 
 
@@ -1270,17 +1271,17 @@ def estimate_region(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame 
     for outcome, level in plan:
         if level == "child":
             rows.extend(_without_fits(_child_rows(frames, data, scored, region, outcome, seed, bootstrap_reps,
-                                                  estimators={_rules()["primary"]["estimator"], *estimators})))
+                                                  estimators={_rules().primary.estimator, *estimators})))
         else:
             rows.extend(_without_fits(_centre_rows(centres, region, outcome, seed, bootstrap_reps,
                                                    estimators=estimators)))
-    primary = _rules()["primary"]["outcome"]
+    primary = _rules().primary.outcome
     if heterogeneity and primary in child_family:
-        rules = _rules()["heterogeneity"]
+        rules = _rules().heterogeneity
         rows.extend(_without_fits(_heterogeneity_rows(
             frames.ancova(primary), region=region, outcome=primary, sd=_effect_scale(data, None, primary)[0],
-            partner_types=_centre_attribute(data, centres, rules["partner_type_column"]),
-            exposure=_centre_attribute(data, centres, rules["exposure_column"]), seed=seed,
+            partner_types=_centre_attribute(data, centres, rules.partner_type_column),
+            exposure=_centre_attribute(data, centres, rules.exposure_column), seed=seed,
             bootstrap_reps=bootstrap_reps, inference=_planned_inferences())))
     return _finish(rows)
 

@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from .config import load_rules
+from .ruleset import estimation_rules
 from .indicators import OUTCOME_FAMILY
 
 __all__ = ["bh_qvalues", "sharpened_qvalues", "kling_index", "kling_components"]
@@ -84,7 +84,7 @@ def sharpened_qvalues(p_values: Sequence[float] | np.ndarray, *, step: float = 0
 def kling_components(columns: Sequence[str]) -> list[tuple[str, bool]]:
     """The declared index components present in ``columns``, with their direction."""
     direction = {spec.name: spec.is_higher_better for spec in OUTCOME_FAMILY}
-    wanted = load_rules("estimation")["kling_index"]["components"]
+    wanted = estimation_rules().kling_index.components
     return [(name, direction.get(name, True)) for name in wanted if name in columns]
 
 
@@ -103,11 +103,11 @@ def kling_index(child_outcomes: pd.DataFrame, components: Sequence[tuple[str, bo
     min_share
         A child needs at least this share of the components (default from the rules, ½).
     """
-    rules = load_rules("estimation")["kling_index"]
-    min_share = rules["min_share_of_components"] if min_share is None else min_share
+    rules = estimation_rules().kling_index
+    min_share = rules.min_share_of_components if min_share is None else min_share
     components = list(components) if components is not None else kling_components(child_outcomes.columns)
     if not components:
-        return pd.Series(np.nan, index=child_outcomes.index, name=rules["name"])
+        return pd.Series(np.nan, index=child_outcomes.index, name=rules.name)
     keys = [child_outcomes[c].astype("string").fillna("") for c in by]
     group = pd.Series(pd.MultiIndex.from_arrays(keys).factorize()[0], index=child_outcomes.index)
     comparison = (child_outcomes["is_partnered"] == False).fillna(False).to_numpy(dtype=bool)  # noqa: E712
@@ -122,4 +122,4 @@ def kling_index(child_outcomes: pd.DataFrame, components: Sequence[tuple[str, bo
                    for c, up in components], axis=1)
     enough = z.notna().sum(axis=1) >= min_share * len(components)
     index = z.mean(axis=1).where(enough)
-    return standardise(index).rename(rules["name"])
+    return standardise(index).rename(rules.name)

@@ -275,10 +275,11 @@ def check_choices(plan: Plan) -> None:
     and the valid choices (imports the estimation stage; called when a run starts)."""
     from .estimation import ALL_INFERENCES, CENTRE_INFERENCES, ESTIMATORS
     from .indicators import OUTCOME_FAMILY
+    from .ruleset import estimation_rules
 
     where = plan.source or PLAN_FILE
     effective = plan.effective()
-    outcomes = [spec.name for spec in OUTCOME_FAMILY] + [load_rules("estimation")["kling_index"]["name"]]
+    outcomes = [spec.name for spec in OUTCOME_FAMILY] + [estimation_rules().kling_index.name]
     inferences = list(dict.fromkeys([*ALL_INFERENCES, *CENTRE_INFERENCES]))
 
     def one_of(name: str, values: list[str], valid: list[str]) -> None:

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .config import load_rules
+from .ruleset import estimation_rules
 from .estimation import ancova_frame, comparison_baseline_sd
 
 __all__ = ["POWER_COLUMNS", "icc_anova", "minimum_detectable_effect", "power_at", "power_table"]
@@ -81,12 +81,14 @@ def power_at(effect_sd: float, n_partnered: float, n_comparison: float, children
     return float(stats.nct.sf(crit, df, shift) + stats.nct.cdf(-crit, df, shift))
 
 
-def power_table(child_outcomes: pd.DataFrame, region: str, *, outcome: str = "elom_total",
+def power_table(child_outcomes: pd.DataFrame, region: str, *, outcome: str | None = None,
                 r2_centre: float = 0.0, r2_child: float = 0.0) -> pd.DataFrame:
     """One row per region (:data:`POWER_COLUMNS`): the centres and children per centre of the
-    primary analysis (children with both waves), the baseline ICC of ``outcome``, the MDE at the
-    rules' power and alpha, and the power to detect the rules' effect (0.2 SD)."""
-    rules = load_rules("estimation")["power"]
+    primary analysis (children with both waves), the baseline ICC of ``outcome`` (default: the
+    plan's primary outcome), the MDE at the rules' power and alpha, and the power to detect the
+    rules' effect (0.2 SD)."""
+    rules = estimation_rules().power
+    outcome = estimation_rules().primary.outcome if outcome is None else outcome
     frame = ancova_frame(child_outcomes, region, outcome)
     data = child_outcomes.loc[child_outcomes["region"] == region]
     if frame.empty:  # no baseline: the endline children are what there is
@@ -97,11 +99,11 @@ def power_table(child_outcomes: pd.DataFrame, region: str, *, outcome: str = "el
     per_centre = float(frame.groupby("centre_id").size().mean()) if len(centres) else np.nan
     baseline = data.loc[data["wave"] == "baseline"]
     icc = icc_anova(baseline[outcome].astype("float64").to_numpy(), baseline["centre_id"].to_numpy())
-    kwargs = dict(alpha=rules["alpha"], r2_centre=r2_centre, r2_child=r2_child)
-    mde = minimum_detectable_effect(n_part, n_comp, per_centre, icc, power=rules["target_power"], **kwargs)
+    kwargs = dict(alpha=rules.alpha, r2_centre=r2_centre, r2_child=r2_child)
+    mde = minimum_detectable_effect(n_part, n_comp, per_centre, icc, power=rules.target_power, **kwargs)
     sd = comparison_baseline_sd(child_outcomes, region, outcome)
     return pd.DataFrame([{
         "region": region, "n_centres_partnered": n_part, "n_centres_comparison": n_comp,
         "children_per_centre": per_centre, "icc_baseline": icc, "mde_points": mde * sd if np.isfinite(sd) else np.nan,
-        "mde_sd": mde, "power_at_0_2_sd": power_at(rules["effect_size_sd"], n_part, n_comp, per_centre, icc, **kwargs),
+        "mde_sd": mde, "power_at_0_2_sd": power_at(rules.effect_size_sd, n_part, n_comp, per_centre, icc, **kwargs),
     }], columns=POWER_COLUMNS)

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import expit
 
-from .config import load_rules
+from .ruleset import estimation_rules
 from .inference import full_rank_columns
 
 __all__ = [
@@ -114,15 +114,15 @@ def affordable_covariates(frame: pd.DataFrame, covariates: Sequence[str], *, fix
 
 
 def _ps_design(centres: pd.DataFrame) -> np.ndarray:
-    rules = load_rules("estimation")["covariates"]
+    rules = estimation_rules().covariates
     columns = [np.ones(len(centres))]
-    present = [v for v in rules["propensity_categorical"] if v in centres.columns]
+    present = [v for v in rules.propensity_categorical if v in centres.columns]
     usable, _ = affordable_covariates(centres, present, fixed_terms=1)
     for variable in usable:
         values = centres[variable].astype("string").fillna("(missing)")
         for level in sorted(values.unique())[1:]:
             columns.append((values == level).to_numpy(dtype=float))
-    for variable in rules["propensity_numeric"]:
+    for variable in rules.propensity_numeric:
         if variable in centres.columns:
             x = centres[variable].astype("float64")
             columns.append(x.fillna(x.mean()).to_numpy())
@@ -138,7 +138,7 @@ def centre_propensity(centres: pd.DataFrame, *, trim: float | None = None) -> pd
     (score above ``1 − trim``) and ``weight_att`` (1 for partnered centres, ``e/(1−e)``
     for comparison centres, 0 when trimmed).
     """
-    trim = load_rules("estimation")["propensity"]["trim"] if trim is None else trim
+    trim = estimation_rules().propensity.trim if trim is None else trim
     out = centres.copy()
     treated = out["partnered"].to_numpy(dtype=float)
     if len(out) < 2 or treated.min() == treated.max():
@@ -189,7 +189,7 @@ def overlap_table(child_outcomes: pd.DataFrame, centre_outcomes: pd.DataFrame | 
     the other arm's range, centres trimmed by arm, ``trim_threshold``, the effective number
     of comparison centres (Kish) under the ATT weights and the largest comparison weight share.
     """
-    trim = load_rules("estimation")["propensity"]["trim"] if trim is None else trim
+    trim = estimation_rules().propensity.trim if trim is None else trim
     scored = centre_propensity(centre_table(child_outcomes, centre_outcomes, region), trim=trim)
     row = {"region": region, **overlap_summary(scored), "trim_threshold": 1 - trim}
     return pd.DataFrame([row])

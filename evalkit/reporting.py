@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
-from .config import load_rules
+from .ruleset import estimation_rules, study_rules
 from .plan import activate, plan_from_manifest
 from .study import RunLayout, find_study, user_path
 
@@ -126,23 +126,23 @@ __all__ = [
 
 def min_children_per_cell() -> int:
     """Smallest number of children a table cell may describe (plan: ``thresholds.small_cells``)."""
-    return int(load_rules("study")["small_cells"]["children"])
+    return study_rules().small_cells.children
 
 
 def min_centres_per_cell() -> int:
     """Smallest number of centres a table cell may describe (plan: ``thresholds.small_cells``)."""
-    return int(load_rules("study")["small_cells"]["centres"])
+    return study_rules().small_cells.centres
 
 
 def few_centres_warning() -> int:
     """Below this many centres in an arm the report warns that clustered errors are fragile."""
-    return int(load_rules("estimation")["inference"]["few_centres_warning"])
+    return estimation_rules().inference.few_centres_warning
 
 
 def primary_spec() -> dict[str, str]:
     """The primary row's outcome, estimator and inference (plan: ``primary``)."""
-    primary = load_rules("estimation")["primary"]
-    return {"outcome": primary["outcome"], "estimator": primary["estimator"], "inference": primary["inference"]}
+    primary = estimation_rules().primary
+    return {"outcome": primary.outcome, "estimator": primary.estimator, "inference": primary.inference}
 
 
 #: Okabe–Ito colours (colour-blind safe) for the two arms.
@@ -501,7 +501,7 @@ def _isnum(value: Any) -> bool:
 
 def decimal_mark() -> str:
     """The decimal mark of the reports' numbers (plan: ``report.decimal_mark``)."""
-    return str(load_rules("study")["report"]["decimal_mark"])
+    return study_rules().report.decimal_mark
 
 
 def localise(text: str) -> str:
@@ -1612,18 +1612,18 @@ _ELOM_POINTS_PER_MONTH = 0.7
 
 def _balance_cutoffs() -> tuple[str, str, tuple[str, str]]:
     """The balance table's SMD cut-offs and variance-ratio range (rules: estimation.balance), as text."""
-    rules = load_rules("estimation")["balance"]
-    low, high = rules["variance_ratio_range"]
-    return (format_number(rules["smd_good"], 2), format_number(rules["smd_fails"], 2),
+    rules = estimation_rules().balance
+    low, high = rules.variance_ratio_range
+    return (format_number(rules.smd_good, 2), format_number(rules.smd_fails, 2),
             (localise(f"{low:g}"), localise(f"{high:g}")))
 
 
 def report_names() -> dict[str, str]:
     """The report's title, programme and funder (plan: ``report``); the title defaults to
     "ECD partnership evaluation", programme and funder to nothing."""
-    names = load_rules("study")["report"]
-    return {"title": str(names.get("title") or "ECD partnership evaluation"),
-            "programme": str(names.get("programme") or ""), "funder": str(names.get("funder") or "")}
+    names = study_rules().report
+    return {"title": names.title or "ECD partnership evaluation", "programme": names.programme,
+            "funder": names.funder}
 
 
 def names_line() -> str:
@@ -2066,8 +2066,8 @@ def love_plot(data: RegionData, number: int | None = None):
         if mask.any():
             ax.scatter(frame["abs_smd"].to_numpy()[mask], ys[mask], marker=marker, color=colour, s=42,
                        label=label, zorder=3)
-    rules = load_rules("estimation")["balance"]
-    good, fails = float(rules["smd_good"]), float(rules["smd_fails"])
+    rules = estimation_rules().balance
+    good, fails = float(rules.smd_good), float(rules.smd_fails)
     good_text, fails_text = format_number(good, 2), format_number(fails, 2)
     for limit, style in ((good, ":"), (fails, "--")):
         ax.axvline(limit, color=_MUTED, linestyle=style, linewidth=1)

@@ -221,3 +221,21 @@ def test_the_report_follows_the_plan_and_says_what_it_set(tmp_path):
                    render=True).cached
     assert "Another title" in (out / "regions" / "gauteng.html").read_text(encoding="utf-8")
     assert np.isfinite(manifest["timings_seconds"]["total"])
+
+
+def test_the_typed_rules_follow_the_plan_and_refuse_unknown_keys(tmp_path):
+    from evalkit.ruleset import EstimationRules, _build, estimation_rules, study_rules
+
+    assert estimation_rules().thresholds.min_centres_per_arm == 3
+    assert estimation_rules().covariates.ancova_categorical == ("sex", "setting")
+    plan = _plan(tmp_path, "thresholds:\n  min_centres_per_arm: 4\nreport:\n  decimal_mark: ','\n")
+    with using(plan):
+        assert estimation_rules().thresholds.min_centres_per_arm == 4
+        assert study_rules().report.decimal_mark == ","
+    assert estimation_rules().thresholds.min_centres_per_arm == 3
+    raw = dict(load_rules("estimation"))
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['thresold'\]"):
+        _build(EstimationRules, {**raw, "thresold": {}}, "estimation")
+    del raw["power"]
+    with pytest.raises(ValueError, match=r"missing key\(s\) \['power'\]"):
+        _build(EstimationRules, raw, "estimation")
