@@ -18,7 +18,9 @@ formats, unit slips, ranges) are data in the same file. The steps, in order:
    the first in the file on a tie).
 
 Every step appends whole blocks to the :class:`CleaningLog` (one row per
-change, flag or dropped row); nothing is dropped or changed silently.
+change, flag or dropped row); nothing is dropped or changed silently. A column of
+which most values cannot be read is listed in :attr:`CleanData.unreadable`, so
+that a run stops on it rather than estimating from what is left.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ __all__ = [
     "LOG_COLUMNS",
     "PERSONAL_COLUMNS",
     "SATISFACTION_ITEMS",
+    "UNREADABLE_COLUMNS",
     "CleaningLog",
     "CleanData",
     "normalise_key",
@@ -58,6 +61,10 @@ __all__ = [
 #: Columns of the cleaning log (data contract, section 3), then the reason and severity.
 LOG_COLUMNS = ["table", "record_id", "row", "column", "old_value", "new_value", "rule", "action",
                "reason", "severity"]
+
+#: :attr:`CleanData.unreadable`: per contract column with values that could not be read, how many.
+UNREADABLE_COLUMNS = ["table", "column", "rule", "n_values", "n_unreadable", "share", "example", "problem",
+                      "is_error"]
 
 #: Personal data declared by the contract: dropped at ingestion.
 PERSONAL_COLUMNS = {table: tuple(columns)
@@ -119,6 +126,16 @@ class CleaningLog:
         self._keys = {name: tuple(spec["key"]) for name, spec in rules["tables"].items()}
         self._severity = {rule: spec["severity"] for rule, spec in rules.get("log_rules", {}).items()}
         self._parts: list[pd.DataFrame] = []
+        #: One row of :data:`UNREADABLE_COLUMNS` per column with values that could not be read.
+        self.unreadable: list[dict[str, Any]] = []
+
+    def mark(self) -> int:
+        """A bookmark in the log: :meth:`since` gives the blocks added after it."""
+        return len(self._parts)
+
+    def since(self, mark: int) -> list[pd.DataFrame]:
+        """The blocks added since ``mark`` (each is one rule on one column)."""
+        return self._parts[mark:]
 
     def add(
         self,
@@ -221,6 +238,9 @@ class CleanData:
     row_counts: dict[str, dict[str, Any]] = field(default_factory=dict)
     #: For each clean table, the input row (1-based, as in the log's ``row``) of every clean row.
     source_rows: dict[str, np.ndarray] = field(default_factory=dict)
+    #: :data:`UNREADABLE_COLUMNS`: the columns with values that could not be read; ``is_error``
+    #: where more than the rules' ``unreadable_share_error`` of their non-blank values could not.
+    unreadable: pd.DataFrame = field(default_factory=lambda: _unreadable_frame([]))
 
 
 # ----------------------------------------------------------------- distinct values
@@ -305,19 +325,28 @@ def harmonise_category(values: pd.Series, variable: str, rules: dict | None = No
     return _map_distinct(values, lambda distinct: normalise_key(distinct).map(lookup))
 
 
-def parse_dates(values: pd.Series, formats: list[str] | None = None) -> pd.Series:
-    """Parse mixed day-first date formats; every value tries the formats in order."""
-    return _parse_dates_by_format(values, formats or load_rules("cleaning")["date_formats"])[0]
+def parse_dates(values: pd.Series, formats: list[str] | None = None,
+                local_timezone: str | None = None) -> pd.Series:
+    """Parse mixed day-first date formats; every value tries the formats in order.
+
+    A time with an offset (``+02:00``, ``+0200``) keeps the time as written; a time in UTC
+    (``Z``) is converted to ``local_timezone`` (the rules' ``local_timezone`` when not given).
+    """
+    rules = load_rules("cleaning")
+    return _parse_dates_by_format(values, formats or rules["date_formats"],
+                                  local_timezone or rules.get("local_timezone"))[0]
 
 
-def _parse_dates_by_format(values: pd.Series, formats: list[str]) -> tuple[pd.Series, np.ndarray]:
+def _parse_dates_by_format(values: pd.Series, formats: list[str],
+                           local_timezone: str | None = None) -> tuple[pd.Series, np.ndarray]:
     """Parsed dates and, per value, the position in ``formats`` of the format that read it (-1: none)."""
     distinct = _Distinct.of(values.astype(str).str.strip())
-    parsed, which = _parse_distinct_dates(distinct.values, formats)
+    parsed, which = _parse_distinct_dates(distinct.values, formats, local_timezone)
     return distinct.spread(parsed), which[distinct.codes]
 
 
-def _parse_distinct_dates(text: pd.Series, formats: list[str]) -> tuple[pd.Series, np.ndarray]:
+def _parse_distinct_dates(text: pd.Series, formats: list[str],
+                          local_timezone: str | None = None) -> tuple[pd.Series, np.ndarray]:
     parsed = pd.Series(pd.NaT, index=text.index, dtype="datetime64[ns]")
     which = np.full(len(text), -1, dtype=np.int16)
     todo = (text != "").to_numpy(dtype=bool, copy=True)
@@ -325,7 +354,7 @@ def _parse_distinct_dates(text: pd.Series, formats: list[str]) -> tuple[pd.Serie
         if not todo.any():
             break
         tried = todo & _may_read(text, fmt)
-        attempt = pd.to_datetime(text[tried], format=fmt, errors="coerce")
+        attempt = _read_format(text[tried], fmt, local_timezone)
         done = attempt.notna().to_numpy()
         rows = np.flatnonzero(tried)[done]
         parsed.iloc[rows] = attempt[done].to_numpy()
@@ -334,20 +363,48 @@ def _parse_distinct_dates(text: pd.Series, formats: list[str]) -> tuple[pd.Serie
     return parsed, which
 
 
-_NUMERIC_DIRECTIVES = set("YmdHMS")
+# A UTC offset at the end of a value, as strptime's %z reads it: Z, +02:00, +0200.
+_OFFSET = r"^(.*?)([Zz]|[+-]\d{2}:?[0-5]\d)$"
+
+
+def _read_format(text: pd.Series, fmt: str, local_timezone: str | None) -> pd.Series:
+    """``pd.to_datetime(text, format=fmt)``, with NaT where ``fmt`` does not read the value; naive times.
+
+    A format ending in ``%z`` reads the offset itself, so that values with different offsets
+    can stand in one column: a time with an offset is the local time as written (its date is
+    the date as written); a time in UTC (``Z``) is converted to ``local_timezone``.
+    """
+    if not fmt.endswith("%z") or fmt.endswith("%%z"):
+        return pd.to_datetime(text, format=fmt, errors="coerce")
+    parts = text.str.extract(_OFFSET)
+    wall = pd.to_datetime(parts[0], format=fmt[:-2], errors="coerce")
+    utc = (parts[1].str.upper() == "Z").fillna(False).to_numpy(dtype=bool) & wall.notna().to_numpy()
+    if local_timezone and utc.any():
+        local = wall[utc].dt.tz_localize("UTC").dt.tz_convert(local_timezone).dt.tz_localize(None)
+        wall = wall.astype(local.dtype)
+        wall[utc] = local
+    return wall
+
+
+# The characters, beyond digits and spaces, that each strptime directive of a "plain" format
+# reads (%b: English month abbreviations; %p: AM/PM; %z: a UTC offset or Z).
+_DIRECTIVE_CHARS = {**dict.fromkeys("YymdHMSIf", ""), "%": "%", "z": "+-:.Z",
+                    "b": "JanFebMarAprMayJunJulAugSepOctNovDec", "p": "AMP"}
 
 
 def _may_read(text: pd.Series, fmt: str) -> np.ndarray:
     """False where ``fmt`` certainly cannot read the value, so that it is not tried (True elsewhere).
 
-    A format made of numeric fields (day, month, year, hour, minute, second) and literal
-    separators reads only digits, spaces and those separators: a datetime with a ``:``
-    is never tried with a date format. Any other format is tried on every value.
+    A format made of numeric fields (day, month, year, hour, minute, second, fraction), month
+    abbreviations, AM/PM, a UTC offset and literal separators reads only digits, spaces, those
+    separators and the directives' own characters: a datetime with a ``:`` is never tried with a
+    date format, nor ``five`` with ``%b %d, %Y``. Any other format is tried on every value.
     """
     directives = re.findall(r"%(.)", fmt)
-    if text.dtype != _ARROW_STR or not set(directives) <= _NUMERIC_DIRECTIVES | {"%"}:
+    if text.dtype != _ARROW_STR or not set(directives) <= set(_DIRECTIVE_CHARS):
         return np.ones(len(text), dtype=bool)
-    literals = set(re.sub(r"%.", "", fmt)) | ({"%"} if "%" in directives else set()) | {"+", "-"}  # signed years
+    literals = set(re.sub(r"%.", "", fmt)) | {c for d in directives for c in _DIRECTIVE_CHARS[d]}
+    literals |= {"+", "-"}  # signed years
     literals |= {c.lower() for c in literals} | {c.upper() for c in literals}  # strptime ignores case
     # Unicode digits, separators and control characters: a superset of strptime's \d and \s.
     other = "[^\\p{Nd}\\p{Z}\\p{Cc}" + "".join(re.escape(c) for c in sorted(literals)) + "]"
@@ -476,25 +533,38 @@ def _as_province(frame, table, column, log, rules, *, flag_unknown: bool = True)
     return province_rows
 
 
+def _date_formats_of(rules: dict, table: str, column: str) -> list[str]:
+    """The formats a date column is read with, in order: the codebook's for it, then the rules'."""
+    declared = list(rules["tables"].get(table, {}).get("date_formats", {}).get(column, ()))
+    return [*declared, *(fmt for fmt in rules["date_formats"] if fmt not in declared)]
+
+
 def _as_moment(frame, table, column, log, rules, *, iso: str) -> pd.Series:
     distinct = _Distinct.of(_text_of(frame, column))
     text = distinct.text
     reason = _log_missing_codes(frame, table, column, distinct, log, rules)
     # From here on each distinct value is worked on once; the results are spread to the rows.
     todo = distinct.values.where(reason.isna(), "")
-    formats = list(rules["date_formats"])
-    parsed, which = _parse_dates_by_format(todo, formats)
+    formats = _date_formats_of(rules, table, column)
+    parsed, which = _parse_dates_by_format(todo, formats, rules.get("local_timezone"))
+    as_date = iso == "%Y-%m-%d"
+    if as_date:
+        # A date-time in a date column stands for its (local) calendar date.
+        parsed = parsed.dt.normalize()
 
     serial_range = rules.get("excel_serial_dates")
     is_serial = np.zeros(len(todo), dtype=bool)
     if serial_range:
-        candidates = (parsed.isna() & todo.str.fullmatch(r"\d{5}(?:\.0+)?")).to_numpy(dtype=bool)
+        # A fraction of a day is the time of a date-time cell (to the second).
+        candidates = (parsed.isna() & todo.str.fullmatch(r"\d{5}(?:\.\d*)?")).to_numpy(dtype=bool)
         if candidates.any():
             numbers = pd.to_numeric(todo[candidates], errors="coerce")
             serial_days = numbers.between(*serial_range).to_numpy()
             is_serial[np.flatnonzero(candidates)[serial_days]] = True
-            parsed.loc[is_serial] = (pd.Timestamp("1899-12-30")
-                                     + pd.to_timedelta(numbers[serial_days], unit="D")).to_numpy()
+            seconds = (numbers[serial_days] * 86400).round()
+            if as_date:
+                seconds -= seconds % 86400
+            parsed.loc[is_serial] = (pd.Timestamp("1899-12-30") + pd.to_timedelta(seconds, unit="s")).to_numpy()
             log.add(table, frame, distinct.rows(is_serial), column=column, old=text, new=distinct.spread(parsed),
                     rule="excel_serial_date", action="changed",
                     reason="Excel serial day number (days since 1899-12-30)")
@@ -736,6 +806,55 @@ def _resolve_conflicting_duplicates(out: pd.DataFrame, table: str, key: list[str
     return out.loc[~mask]
 
 
+# ------------------------------------------------------------ unreadable columns
+
+#: The rules that mean a value could not be read at all, and what it could not be read as.
+_UNREADABLE_RULES = {"unparseable_date": "dates", "not_a_number": "numbers", "unknown_category": "categories"}
+
+
+def _note_unreadable(frame: pd.DataFrame, table: str, log: CleaningLog, mark: int, rules: dict) -> None:
+    """Count, per column typed since ``mark``, the non-blank values that could not be read.
+
+    A column of which most values cannot be read (dates in a format no rule knows, numbers
+    typed as words, codes without their labels) would leave the analysis with nothing and no
+    message: :func:`clean_all` reports it in :attr:`CleanData.unreadable` so that a run stops
+    and ``evalkit check`` shows an error.
+    """
+    threshold = rules.get("unreadable_share_error")
+    for block in log.since(mark):
+        rule, column = block["rule"].iat[0], block["column"].iat[0]
+        if rule not in _UNREADABLE_RULES:
+            continue
+        n_values = int((_text_of(frame, column) != "").sum())
+        n_bad, example = len(block), str(block["old_value"].iat[0])
+        share = n_bad / n_values if n_values else 0.0
+        if rule == "unparseable_date":
+            # A format holding a space or a comma is quoted, so that the list reads unambiguously.
+            tried = (f"'{fmt}'" if " " in fmt or "," in fmt else fmt for fmt in _date_formats_of(rules, table, column))
+            hint = f"formats tried: {', '.join(tried)}; add the format to the codebook (date_formats)"
+        elif rule == "not_a_number":
+            hint = ("expected numbers such as 12 or 3.5 (or 3,5), or a missing code; "
+                    "correct the export, or recode the values in the codebook (values)")
+        elif rules["tables"][table]["columns"].get(column) == "province":
+            hint = ("expected a province name or code (or a variant in provinces.yml); "
+                    "recode the values in the codebook (values)")
+        else:
+            known = list(rules.get("categories", {}).get(column, {}))
+            expected = f"one of: {', '.join(known)}" if known else "a known value"
+            hint = (f"expected {expected} (or a spelling in cleaning.yml categories); "
+                    "recode the values in the codebook (values)")
+        problem = (f"{n_bad} of {n_values} values cannot be read as {_UNREADABLE_RULES[rule]} "
+                   f"(e.g. '{example}'); {hint}")
+        log.unreadable.append({"table": table, "column": column, "rule": rule, "n_values": n_values,
+                               "n_unreadable": n_bad, "share": share, "example": example, "problem": problem,
+                               "is_error": threshold is not None and share > threshold})
+
+
+def _unreadable_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=UNREADABLE_COLUMNS)
+    return frame.astype({"n_values": "int64", "n_unreadable": "int64", "share": "float64", "is_error": "bool"})
+
+
 # ---------------------------------------------------------------------- tables
 
 
@@ -800,9 +919,11 @@ def clean_table(raw: pd.DataFrame, table: str, log: CleaningLog, rules: dict | N
         log.add(table, frame, values_text != text, column=column, old=text, new=values,
                 rule=_HARMONISE_RULE[kind], action="changed")
         typed[column] = values
+    first_typed = log.mark()
     for column, kind in kinds.items():
         if column not in typed:
             typed[column] = _CONVERTERS[kind](frame, table, column, log, rules)
+    _note_unreadable(frame, table, log, first_typed, rules)
     out = pd.DataFrame(typed, index=frame.index)[list(kinds)]
 
     for column, rule in spec.get("flag_when_missing", {}).items():
@@ -870,4 +991,5 @@ def clean_all(raw_tables: dict[str, pd.DataFrame], rules: dict | None = None) ->
             raise AssertionError(f"row account does not balance for {name}: {counts[name]}")
         source_rows[name] = clean.index.to_numpy() + 1
         tables[name] = clean.reset_index(drop=True)
-    return CleanData(tables=tables, log=log_frame, row_counts=counts, source_rows=source_rows)
+    return CleanData(tables=tables, log=log_frame, row_counts=counts, source_rows=source_rows,
+                     unreadable=_unreadable_frame(log.unreadable))
