@@ -114,6 +114,10 @@ def prepare(data_dir: Path, *, level: str = "province", regions: list[str] | Non
     t0 = time.perf_counter()
     # The codebook's missing codes and ranges apply only through raw.rules.
     clean = clean_all(raw.tables, rules=raw.rules)
+    unreadable = clean.unreadable[clean.unreadable["is_error"]]
+    if len(unreadable):  # most values of a column cannot be read: stop rather than estimate from what is left
+        first = unreadable.iloc[0]
+        raise InputError(raw.files[first["table"]], first["problem"], column=first["column"])
     validate_clean_tables(clean.tables, raw.rules)
     raw.tables.clear()  # the text tables are not needed again: free them before the analysis
     timings["clean"] = time.perf_counter() - t0

@@ -578,6 +578,19 @@ def cleaning_summary(log: pd.DataFrame) -> pd.DataFrame:
     return counts[CLEANING_SUMMARY_COLUMNS]
 
 
+def _unreadable_flags(clean: CleanData, rules: dict) -> pd.DataFrame:
+    """One error flag per column most of whose values cannot be read (``evalkit run`` stops on it)."""
+    errors = clean.unreadable[clean.unreadable["is_error"]]
+    if errors.empty:
+        return _empty(FLAG_COLUMNS[1:])
+    return pd.DataFrame({
+        "severity": "error", "source": "cleaning", "check": "unreadable_column", "table": errors["table"].to_numpy(),
+        "record_id": "", "row": pd.array([pd.NA] * len(errors), dtype="Int64"), "column": errors["column"].to_numpy(),
+        "value": errors["example"].to_numpy(), "detail": errors["problem"].to_numpy(),
+        "what_to_do": rules.get("checks", {}).get("unreadable_column", {}).get("todo", ""),
+    })
+
+
 def _schema_flags(schema: pd.DataFrame) -> pd.DataFrame:
     if schema is None or schema.empty:
         return _empty(FLAG_COLUMNS[1:])
@@ -630,6 +643,9 @@ def _summary(report_parts: dict[str, pd.DataFrame], clean: CleanData, flags: pd.
             rows.append({"check": f"cleaning: {item.rule}", "table": item.table, "column": item.column,
                          "group": item.action, "n": clean.row_counts.get(item.table, {}).get("rows_in", np.nan),
                          "n_flagged": int(item.k), "severity": item.severity, "detail": ""})
+    for item in clean.unreadable[clean.unreadable["is_error"]].itertuples(index=False):
+        rows.append({"check": "unreadable_column", "table": item.table, "column": item.column, "group": "all",
+                     "n": item.n_values, "n_flagged": item.n_unreadable, "severity": "error", "detail": item.problem})
     outliers = report_parts["outliers"]
     for item in outliers.itertuples(index=False):
         fences = "" if pd.isna(item.low) else f"{item.method} fences [{item.low:.4g}, {item.high:.4g}]"
@@ -692,7 +708,8 @@ def check_quality(clean: CleanData, rules: dict | None = None, *, treatment: pd.
     arms = _arms(tables, treatment)
     out_spec = rules["outliers"]
     method = outlier_method or out_spec["method"]
-    outlier_tables, flag_parts = [], [cleaning_flags(clean.log, cleaning_rules), _schema_flags(schema)]
+    outlier_tables, flag_parts = [], [cleaning_flags(clean.log, cleaning_rules), _unreadable_flags(clean, rules),
+                                      _schema_flags(schema)]
     for table, spec in out_spec["tables"].items():
         frame = tables[table]
         summary, flags = find_outliers(frame, table, spec["columns"], group_by=spec.get("group_by"), method=method,
