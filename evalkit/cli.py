@@ -1,4 +1,4 @@
-"""Command line: ``evalkit run | check | init | simulate``.
+"""Command line: ``evalkit run | check | init | codebook | simulate``.
 
 Unusable input ends with one line naming the file, column and problem and
 exit status 1; ``--debug`` shows the traceback instead. Folders default to the
@@ -96,6 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
     init.add_argument("dir", type=Path, help="the study folder to create (may exist if empty)")
     init.add_argument("--sample", action="store_true", help="put the synthetic sample in data/raw/")
     init.add_argument("--title", default="", help="the reports' title (report.title in evalkit.yml)")
+
+    draft = sub.add_parser("codebook", help="draft a codebook.yml from the exports in a data folder",
+                           description="Look at every export in a data folder (each sheet, each CSV of a zip) "
+                                       "and draft its codebook.yml: which file is which table, repeat groups "
+                                       "and their parents, columns matched by name or XLSForm label, "
+                                       "personal-looking columns, and a TODO for each column not found. "
+                                       "Printed, or written to --out (never over an existing file).")
+    draft.add_argument("--data", type=Path, default=None,
+                       help="data folder (default: the study folder's data/raw/)")
+    draft.add_argument("--xlsform", type=Path, nargs="+", default=[], metavar="FILE",
+                       help="the forms' XLSForms, for question labels")
+    draft.add_argument("--out", type=Path, default=None, help="write the draft here instead of printing it")
 
     sim = sub.add_parser("simulate", help="write a realistic synthetic data folder")
     sim.add_argument("--out", type=Path, required=True)
@@ -222,6 +234,19 @@ def _cmd_init(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_codebook(args: argparse.Namespace) -> int:
+    from .draft import draft_codebook, write_draft
+
+    data = user_path(args.data) if args.data is not None else find_study().data_dir
+    forms = [user_path(p) for p in args.xlsform]
+    if args.out is None:
+        sys.stdout.write(draft_codebook(data, forms))
+    else:
+        print(f"Wrote a draft codebook to {write_draft(data, user_path(args.out), forms)}; check it, then save "
+              "it as codebook.yml in the data folder.")
+    return EXIT_OK
+
+
 def _cmd_simulate(args: argparse.Namespace) -> int:
     from .simulate import simulate
 
@@ -240,7 +265,8 @@ def _terminate(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"run": _cmd_run, "check": _cmd_check, "init": _cmd_init, "simulate": _cmd_simulate}
+    commands = {"run": _cmd_run, "check": _cmd_check, "init": _cmd_init, "codebook": _cmd_codebook,
+                "simulate": _cmd_simulate}
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
     try:

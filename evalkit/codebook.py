@@ -29,17 +29,20 @@ import yaml
 from .cleaning import missing_code_reasons
 from .config import load_rules
 from .errors import InputError
+from .exports import leaf_name
 from .hashing import sha256_file
 
 __all__ = [
     "CODEBOOK_FILE",
     "Codebook",
+    "FileSpec",
     "TableCodebook",
     "SelectMultiple",
     "XLSForm",
     "load_codebook",
     "read_xlsform",
     "apply_codebook",
+    "canonical_codes",
     "merge_rules",
     "source_names",
 ]
@@ -48,7 +51,9 @@ CODEBOOK_FILE = "codebook.yml"
 
 _TOP_KEYS = {"version", "description", "xlsform", "xlsform_label", "group_separator", "strip_groups",
              "missing_codes", "ranges", "tables"}
-_TABLE_KEYS = {"file", "sheet", "xlsform", "columns", "personal", "drop", "values", "select_multiple"}
+_TABLE_KEYS = {"file", "sheet", "files", "constants", "parent", "xlsform", "columns", "personal", "drop", "values",
+               "select_multiple", "date_formats"}
+_FILE_KEYS = {"file", "sheet", "constants"}
 _SELECT_KEYS = {"to", "yes_if_any", "separator"}
 
 
@@ -71,17 +76,35 @@ class SelectMultiple:
 
 
 @dataclass(frozen=True)
+class FileSpec:
+    """One file feeding a table: its name or glob, the sheet (or zip member) and constant columns
+    (``{wave: baseline}`` for an export of one wave)."""
+
+    file: str
+    sheet: str | None = None
+    constants: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TableCodebook:
-    """The codebook of one table; source names are folded to lower case."""
+    """The codebook of one table; source names are folded to lower case.
+
+    ``files`` lists every file feeding the table (one, or one per wave); ``parent`` names the
+    table whose rows this one's rows belong to (a repeat group: see :mod:`evalkit.exports`).
+    """
 
     file: str | None = None
     sheet: str | None = None
+    files: tuple[FileSpec, ...] = ()
+    parent: str | None = None
     columns: dict[str, str] = field(default_factory=dict)
     personal: tuple[str, ...] = ()
     drop: tuple[str, ...] = ()
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     select_multiple: tuple[SelectMultiple, ...] = ()
     form: "XLSForm | None" = None
+    #: Date formats by date column, tried before the rules' (``date_formats`` for the table or a column).
+    date_formats: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -141,6 +164,49 @@ def _contract(table: str, rules: dict) -> tuple[str, ...]:
     return tuple(rules["tables"][table]["columns"]) + tuple(rules.get("personal_columns", {}).get(table, ()))
 
 
+# The strptime directives a codebook's date format may use (not the locale's %c, %x, %X, nor %Z).
+_STRPTIME_DIRECTIVES = set("aAbBdfHIjmMpSUwWyYzGuV%")
+
+
+def _parse_date_formats(name: str, value: Any, path: Path, rules: dict) -> dict[str, tuple[str, ...]]:
+    """``date_formats``: a list for every date column of the table, or a mapping of date column -> list."""
+    where = f"tables.{name}.date_formats"
+    if value is None:
+        return {}
+    moments = [c for c, kind in rules["tables"][name]["columns"].items() if kind in ("date", "datetime")]
+    if isinstance(value, dict):
+        formats = {}
+        for column, listed in value.items():
+            if _fold(column) not in moments:
+                raise InputError(path, f"{where} names '{column}', which is not a date column of {name} "
+                                       f"({', '.join(moments) or 'it has none'})", column=str(column))
+            formats[_fold(column)] = _strptime_formats(listed, path, f"{where}.{column}")
+        return formats
+    if not moments:
+        raise InputError(path, f"{where}: {name} has no date column")
+    listed = _strptime_formats(value, path, where)
+    return {column: listed for column in moments}
+
+
+def _strptime_formats(value: Any, path: Path, where: str) -> tuple[str, ...]:
+    listed = [value] if isinstance(value, str) else value
+    if not isinstance(listed, list) or not listed:
+        raise InputError(path, f"'{where}' must be a list of date formats such as [\"%d.%m.%Y\"], or a mapping "
+                               "of date column -> list")
+    for fmt in listed:
+        directives = re.findall(r"%(.)", fmt) if isinstance(fmt, str) else []
+        if not directives:
+            raise InputError(path, f"'{where}': {fmt!r} is not a date format (strptime directives such as "
+                                   "%d, %m, %Y, %H, %M, %S, %b, %p)")
+        unknown = [d for d in directives if d not in _STRPTIME_DIRECTIVES]
+        if unknown:
+            raise InputError(path, f"'{where}': '{fmt}' uses %{unknown[0]}, which is not a strptime directive "
+                                   f"evalkit reads ({', '.join('%' + d for d in sorted(_STRPTIME_DIRECTIVES))})")
+        if "z" in directives and not fmt.endswith("%z"):
+            raise InputError(path, f"'{where}': '{fmt}' has %z before its end; an offset may only end a format")
+    return tuple(listed)
+
+
 def _parse_table(name: str, spec: dict, path: Path, rules: dict, separator: str, label: str | None,
                  hashes: dict[str, str]) -> TableCodebook:
     where = f"tables.{name}"
@@ -180,16 +246,62 @@ def _parse_table(name: str, spec: dict, path: Path, rules: dict, separator: str,
     form = None
     if spec.get("xlsform"):
         form = _load_form(path.parent / str(spec["xlsform"]), separator, label, hashes)
+    files = _parse_files(name, spec, path, contract)
+    parent = spec.get("parent")
+    if parent is not None and (str(parent) not in rules["tables"] or str(parent) == name):
+        raise InputError(path, f"{where}.parent must name another table of the data contract "
+                               f"({', '.join(t for t in rules['tables'] if t != name)}), not '{parent}'")
     return TableCodebook(
         form=form,
-        file=str(spec["file"]) if spec.get("file") else None,
-        sheet=str(spec["sheet"]) if spec.get("sheet") else None,
+        file=files[0].file if len(files) == 1 else None,
+        sheet=files[0].sheet if len(files) == 1 else None,
+        files=files,
+        parent=str(parent) if parent is not None else None,
         columns=columns,
         personal=tuple(_fold(c) for c in _require_list(spec.get("personal"), path, f"{where}.personal")),
         drop=tuple(_fold(c) for c in _require_list(spec.get("drop"), path, f"{where}.drop")),
         values=values,
         select_multiple=tuple(selects),
+        date_formats=_parse_date_formats(name, spec.get("date_formats"), path, rules),
     )
+
+
+def _constants(value: Any, path: Path, where: str, table: str, contract: set[str]) -> dict[str, str]:
+    constants = {}
+    for column, text in _require_mapping(value, path, where).items():
+        if _fold(column) not in contract:
+            raise InputError(path, f"{where} sets '{column}', which is not a column of {table} in the data "
+                                   "contract", column=str(column))
+        constants[_fold(column)] = "" if text is None else str(text)
+    return constants
+
+
+def _parse_files(table: str, spec: dict, path: Path, contract: set[str]) -> tuple[FileSpec, ...]:
+    """``file`` / ``sheet`` / ``constants``, or a ``files`` list of them."""
+    where = f"tables.{table}"
+    if spec.get("files") is not None:
+        if spec.get("file") or spec.get("sheet") or spec.get("constants"):
+            raise InputError(path, f"{where} gives both 'files' and 'file' (or 'sheet', 'constants'); "
+                                   "use one")
+        items = _require_list(spec["files"], path, f"{where}.files")
+        if not items:
+            raise InputError(path, f"{where}.files is empty")
+    else:
+        items = [{k: spec[k] for k in _FILE_KEYS if spec.get(k) is not None}] if spec.get("file") else []
+        if not items and (spec.get("sheet") or spec.get("constants")):
+            items = [{k: spec[k] for k in _FILE_KEYS if spec.get(k) is not None}]
+    files = []
+    for i, item in enumerate(items):
+        here = f"{where}.files[{i + 1}]" if spec.get("files") is not None else where
+        item = _require_mapping(item, path, here)
+        _check_keys(item, _FILE_KEYS, path, here)
+        if spec.get("files") is not None and not item.get("file"):
+            raise InputError(path, f"{here} needs file: <name or pattern>")
+        files.append(FileSpec(file=str(item["file"]) if item.get("file") else "",
+                              sheet=str(item["sheet"]) if item.get("sheet") else None,
+                              constants=_constants(item.get("constants"), path, f"{here}.constants", table,
+                                                   contract)))
+    return tuple(files)
 
 
 def load_codebook(folder: Path, rules: dict | None = None) -> Codebook | None:
@@ -316,7 +428,11 @@ def source_names(codebook: Codebook | None, table: str) -> set[str]:
 
 
 def merge_rules(rules: dict, codebook: Codebook | None) -> dict:
-    """The cleaning rules with the codebook's missing codes and ranges (a new dict)."""
+    """The cleaning rules with the codebook's missing codes, ranges and date formats (a new dict).
+
+    A table's date formats go to ``rules["tables"][table]["date_formats"]`` (date column -> list),
+    which the cleaner tries before the rules' ``date_formats``.
+    """
     rules = copy.deepcopy(rules)
     if codebook is None:
         return rules
@@ -328,6 +444,9 @@ def merge_rules(rules: dict, codebook: Codebook | None) -> dict:
             del rules["missing_codes"][existing]
         rules["missing_codes"][code] = reason
     rules.setdefault("ranges", {}).update(codebook.ranges)
+    for table, spec in codebook.tables.items():
+        if spec.date_formats:
+            rules["tables"][table]["date_formats"] = {c: list(f) for c, f in spec.date_formats.items()}
     return rules
 
 
@@ -377,6 +496,31 @@ def _derive_select_multiple(frame: pd.DataFrame, folded: dict[str, str], sm: Sel
     # too): the cleaner then keeps its reason or flags it, rather than a guess being made.
     out = out.where(~unknown, text)
     return out, used
+
+
+def _fold_code(value: Any) -> str:
+    return " ".join(str(value).strip().lower().split())
+
+
+def canonical_codes(table: str, column: str, rules: dict) -> set[str]:
+    """Values of a contract column the cleaner already reads as a valid code (folded): the
+    canonical categories and their spellings, or every province name, code and variant."""
+    kind = rules["tables"][table]["columns"].get(column)
+    if kind == "province":
+        provinces = load_rules("provinces")["provinces"]
+        return {_fold_code(v) for p in provinces for v in (p["name"], p["code"], *p.get("variants", ()))}
+    spellings = rules.get("categories", {}).get(column, {})
+    return {_fold_code(v) for canonical, variants in spellings.items() for v in (canonical, *(variants or ()))}
+
+
+def _labels_for(labels: dict[str, str], table: str, target: str, rules: dict) -> dict[str, str]:
+    """The XLSForm labels to apply to a column: none to a numeric column (a Likert item or a score
+    keeps its number), and never to a value that is already a valid code (``fee_band`` ``low``
+    stays ``low``, not its label "R1-R200")."""
+    if rules["tables"][table]["columns"].get(target) in ("number", "integer"):
+        return {}
+    valid = canonical_codes(table, target, rules)
+    return {code: label for code, label in labels.items() if _fold_code(code) not in valid}
 
 
 def apply_codebook(frame: pd.DataFrame, table: str, codebook: Codebook, path: Path,
@@ -438,10 +582,16 @@ def apply_codebook(frame: pd.DataFrame, table: str, codebook: Codebook, path: Pa
             renamed[column] = spec.columns[name]
         elif name in contract:
             renamed[column] = name
-        elif codebook.strip_groups and separator in name:
-            leaf = name.rsplit(separator, 1)[1]
-            if leaf in contract and leaf not in spec.columns.values():
-                renamed[column] = leaf
+    # A question inside groups maps itself when its leaf is a contract column the codebook and the
+    # file's own names leave free (evalkit.readers reports two candidates for one column).
+    taken = set(renamed.values())
+    leaves: dict[str, list[str]] = {}
+    for name, column in folded.items():
+        if column not in consumed and column not in renamed and leaf_name(name) != name:
+            leaves.setdefault(leaf_name(name), []).append(column)
+    for leaf, columns in leaves.items():
+        if leaf in contract and leaf not in taken and len(columns) == 1:
+            renamed[columns[0]] = leaf
 
     meta_columns = [column for name, column in folded.items()
                     if column not in consumed and column not in renamed
@@ -451,10 +601,10 @@ def apply_codebook(frame: pd.DataFrame, table: str, codebook: Codebook, path: Pa
         values = out[column].astype(str)
         source = _fold(column)
         labels = form.labels.get(source)
-        if labels is None and codebook.strip_groups:
-            labels = next((v for k, v in form.labels.items() if k.rsplit(separator, 1)[-1] == source), None)
+        if labels is None:
+            labels = next((v for k, v in form.labels.items() if leaf_name(k) == leaf_name(source)), None)
         recode = spec.values.get(target, {})
-        lookup = {**(labels or {}), **recode}
+        lookup = {**_labels_for(labels or {}, table, target, rules), **recode}
         if lookup:
             stripped = values.str.strip()
             mapped = stripped.map(lookup)

@@ -41,6 +41,7 @@ import pandas as pd
 from .codebook import apply_codebook, load_codebook, merge_rules, source_names
 from .config import TABLES, load_rules
 from .errors import InputError
+from .exports import REPEAT_LINKS, leaf_name, parent_rows, resolve_file, zip_member
 from .hashing import sha256_file
 
 __all__ = [
@@ -56,7 +57,7 @@ __all__ = [
     "read_data_folder",
 ]
 
-SUPPORTED_SUFFIXES = (".csv", ".xlsx", ".dta", ".sav")
+SUPPORTED_SUFFIXES = (".csv", ".xlsx", ".dta", ".sav", ".zip")
 
 #: Columns without which a table cannot be used at all (data contract, section 1).
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
@@ -245,7 +246,7 @@ def _normalise_name(name: Any) -> str:
 
 
 def _header_score(cells: list[str], expected: set[str]) -> int:
-    return sum(_normalise_name(c) in expected for c in cells)
+    return sum(_normalise_name(c) in expected or leaf_name(c) in expected for c in cells)
 
 
 def _find_header(rows: list[list[str]], expected: set[str]) -> int:
@@ -360,8 +361,9 @@ def _csv_problem(exc: Exception) -> str:
     return f"cannot be read as CSV ({message.strip().splitlines()[-1] if message.strip() else type(exc).__name__})"
 
 
-def _read_csv(path: Path, expected: set[str], sheet: str | None = None) -> tuple[pd.DataFrame, dict]:
-    raw = path.read_bytes()
+def _read_csv(path: Path, expected: set[str], sheet: str | None = None,
+              raw: bytes | None = None) -> tuple[pd.DataFrame, dict]:
+    raw = path.read_bytes() if raw is None else raw
     if not raw.strip(b" \t\r\n\x00\xef\xbb\xbf"):
         raise InputError(path, "file is empty")
     text, encoding = _decode(raw, path)
@@ -450,8 +452,11 @@ def _missing_code_texts(rules: dict | None = None) -> set[str]:
     return {str(code).strip().upper() for code in codes if str(code).strip()}
 
 
-def _labelled_frame(frame: pd.DataFrame, meta: Any, missing_codes: set[str]) -> pd.DataFrame:
-    """Numbers and dates as text, value labels applied except to missing codes."""
+def _labelled_frame(frame: pd.DataFrame, meta: Any, missing_codes: set[str],
+                    keep_numbers: set[str] = frozenset()) -> pd.DataFrame:
+    """Numbers and dates as text, value labels applied except to missing codes and to the columns
+    in ``keep_numbers`` (numeric contract columns such as Likert items and scores, by folded name
+    or group leaf), which keep their numbers."""
     types = getattr(meta, "readstat_variable_types", {}) or {}
     labels = getattr(meta, "variable_value_labels", {}) or {}
     out = {}
@@ -466,7 +471,7 @@ def _labelled_frame(frame: pd.DataFrame, meta: Any, missing_codes: set[str]) -> 
             text = values.astype(str)
         else:
             text = values.astype("object").map(_cell_text)
-        if column in labels:
+        if column in labels and not ({_normalise_name(column), leaf_name(column)} & keep_numbers):
             by_text = {_cell_text(code): str(label) for code, label in labels[column].items()
                        if _cell_text(code).upper() not in missing_codes}
             text = text.map(lambda value, lookup=by_text: lookup.get(value, value))
@@ -475,7 +480,7 @@ def _labelled_frame(frame: pd.DataFrame, meta: Any, missing_codes: set[str]) -> 
 
 
 def _read_stats(path: Path, expected: set[str], sheet: str | None = None,
-                missing_codes: set[str] | None = None) -> tuple[pd.DataFrame, dict]:
+                missing_codes: set[str] | None = None, keep_numbers: set[str] = frozenset()) -> tuple[pd.DataFrame, dict]:
     import pyreadstat
 
     if path.stat().st_size == 0:
@@ -490,12 +495,21 @@ def _read_stats(path: Path, expected: set[str], sheet: str | None = None,
             frame, meta = pyreadstat.read_sav(str(path), apply_value_formats=False, user_missing=True)
     except Exception as exc:  # noqa: BLE001 - pyreadstat raises its own and OS errors for bad files
         raise InputError(path, f"cannot be read as {kind} file ({type(exc).__name__})") from None
-    frame = _labelled_frame(frame, meta, missing_codes if missing_codes is not None else _missing_code_texts())
+    frame = _labelled_frame(frame, meta, missing_codes if missing_codes is not None else _missing_code_texts(),
+                            keep_numbers)
     info = {"file_format": "dta" if is_stata else "sav", "header_row": 1, "header": list(frame.columns)}
     return frame, info
 
 
-_READERS = {".csv": _read_csv, ".xlsx": _read_excel, ".dta": _read_stats, ".sav": _read_stats}
+_READERS = {".csv": _read_csv, ".xlsx": _read_excel, ".dta": _read_stats, ".sav": _read_stats, ".zip": None}
+
+
+def _numeric_columns(table: str | None, rules: dict | None) -> set[str]:
+    """The numeric contract columns of ``table`` (they keep their numbers, whatever their labels)."""
+    if table is None:
+        return set()
+    columns = (rules or load_rules("cleaning"))["tables"][table]["columns"]
+    return {name for name, kind in columns.items() if kind in ("number", "integer")}
 
 
 def _read_file(path: Path, expected: Iterable[str] = (), *, table: str | None = None,
@@ -505,7 +519,7 @@ def _read_file(path: Path, expected: Iterable[str] = (), *, table: str | None = 
     suffix = path.suffix.lower()
     if suffix not in _READERS:
         kind = _OLD_FORMATS.get(suffix, f"'{suffix or 'no suffix'}'")
-        raise InputError(path, f"{kind} files cannot be read; use .csv, .xlsx, .dta or .sav")
+        raise InputError(path, f"{kind} files cannot be read; use .csv, .xlsx, .dta, .sav or a .zip of CSV files")
     if not path.is_file():
         raise InputError(path, "file is missing")
     size = path.stat().st_size
@@ -517,8 +531,13 @@ def _read_file(path: Path, expected: Iterable[str] = (), *, table: str | None = 
         frame, info = _read_excel(path, expected, sheet, table)
     elif suffix == ".csv":
         frame, info = _read_csv(path, expected)
+    elif suffix == ".zip":
+        member, data = zip_member(path, sheet, table or "")
+        frame, info = _read_csv(Path(f"{path}:{member}"), expected, raw=data)
+        info.update(file_format="csv in zip", sheet=member)
     else:
-        frame, info = _read_stats(path, expected, missing_codes=_missing_code_texts(rules) if rules else None)
+        frame, info = _read_stats(path, expected, missing_codes=_missing_code_texts(rules) if rules else None,
+                                  keep_numbers=_numeric_columns(table, rules))
     header = [_normalise_name(h) for h in info.get("header", [])]
     twice = sorted({h for h in header if h and header.count(h) > 1 and h in expected})
     if twice:
@@ -548,10 +567,40 @@ def read_table(path: Path, table: str | None = None) -> pd.DataFrame:
     return frame
 
 
-def _check_required(frame: pd.DataFrame, table: str, path: Path, hint: str = "") -> None:
+def _check_required(frame: pd.DataFrame, table: str, path: Path, hint: str = "", *,
+                    sheet: str | None = None) -> None:
     for column in REQUIRED_COLUMNS[table]:
         if column not in frame.columns:
-            raise InputError(path, f"required column is missing{hint}", column=column)
+            problem = f"required column is missing{hint}"
+            if sheet and Path(path).suffix.lower() == ".xlsx":
+                others = _sheets_with(Path(path), column, sheet)
+                problem += (f" from sheet '{sheet}'; the sheets that have it: {', '.join(others)}" if others
+                            else f" from sheet '{sheet}' (and from every other sheet of the workbook)")
+            raise InputError(path, problem, column=column)
+
+
+def _sheets_with(path: Path, column: str, chosen: str) -> list[str]:
+    """The other visible sheets of a workbook whose header rows name ``column`` (or a group path
+    ending in it)."""
+    import openpyxl
+
+    try:
+        workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except Exception:  # noqa: BLE001 - the sheet read before; a second look is only a hint
+        return []
+    try:
+        found = []
+        for ws in workbook.worksheets:
+            if ws.title == chosen or ws.sheet_state != "visible":
+                continue
+            for row in ws.iter_rows(max_row=_HEADER_SEARCH_ROWS, values_only=True):
+                if any(_normalise_name(_cell_text(v)) == column or leaf_name(_cell_text(v)) == column
+                       for v in row):
+                    found.append(ws.title)
+                    break
+        return found
+    finally:
+        workbook.close()
 
 
 def _looks_personal(name: str, words: Iterable[str]) -> bool:
@@ -572,15 +621,29 @@ def _canonical_frame(frame: pd.DataFrame, table: str, path: Path, rules: dict,
             raise InputError(path, f"column appears twice ('{normalised[name]}' and '{column}')", column=name)
         normalised.setdefault(name, column)
     meta_words = {_normalise_name(n) for n in rules.get("survey_meta_columns", ())}
+    # A question inside groups (child/anthro/height_cm, centre-location-province) is its leaf when
+    # the leaf is a contract column that no column of that very name already fills.
+    by_leaf: dict[str, list[str]] = {}
+    for name, column in normalised.items():
+        leaf = leaf_name(name)
+        if leaf != name and leaf in contract and leaf not in normalised:
+            by_leaf.setdefault(leaf, []).append(column)
+    for leaf, columns in by_leaf.items():
+        if len(columns) > 1:
+            raise InputError(path, f"columns {' and '.join(repr(c) for c in columns)} could both be '{leaf}'; "
+                                   "say which in the codebook (columns:)", column=leaf)
+    from_leaf = {columns[0]: leaf for leaf, columns in by_leaf.items()}
     keep, personal, meta, unused = {}, [], [], []
     for name, column in normalised.items():
-        if name in personal_declared:
+        if name in personal_declared or from_leaf.get(column) in personal_declared:
             personal.append(column)
         elif name in contract:
             keep[column] = name
+        elif column in from_leaf:
+            keep[column] = from_leaf[column]
         elif _looks_personal(name, words):
             personal.append(column)
-        elif name.startswith("_") or name in meta_words:
+        elif name.startswith("_") or name in meta_words or leaf_name(name) in meta_words:
             meta.append(column)
         else:
             unused.append(column)
@@ -593,6 +656,104 @@ def _canonical_frame(frame: pd.DataFrame, table: str, path: Path, rules: dict,
             "columns_meta": tuple(info.get("columns_meta", ())) + tuple(meta),
             "columns_unused": tuple(info.get("columns_unused", ())) + tuple(unused)}
     return out, info
+
+
+def _table_order(codebook) -> list[str]:
+    """The contract's tables, each after the table it is a repeat group of."""
+    parents = {t: spec.parent for t, spec in (codebook.tables.items() if codebook is not None else ())
+               if spec.parent}
+    order: list[str] = []
+
+    def visit(table: str, seen: tuple[str, ...]) -> None:
+        if table in order:
+            return
+        if table in seen:
+            raise InputError(codebook.path, f"tables {' and '.join(seen)} are each other's parent")
+        if table in parents:
+            visit(parents[table], (*seen, table))
+        order.append(table)
+
+    for table in TABLES:
+        visit(table, ())
+    return order
+
+
+def _sources(folder: Path, table: str, spec) -> list[tuple[Path, str | None, dict[str, str], str]]:
+    """(file, sheet, constants, note) of every file feeding ``table``."""
+    files = spec.files if spec is not None and spec.files else ()
+    if not files:
+        return [(find_table_file(folder, table), None, {}, "")]
+    out = []
+    for item in files:
+        path, note = resolve_file(folder, item.file, table) if item.file else (find_table_file(folder, table), "")
+        out.append((path, item.sheet, item.constants, note))
+    return out
+
+
+_LINK_COLUMNS = {name for pair in REPEAT_LINKS for name in pair}
+
+
+def _link_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    """The repeat-group link columns of a table as read (they are meta columns, dropped later)."""
+    keep = [c for c in frame.columns if _normalise_name(c) in _LINK_COLUMNS]
+    return frame[keep].reset_index(drop=True)
+
+
+def _read_sources(folder: Path, table: str, spec, codebook, rules: dict,
+                  hashes: dict) -> tuple[pd.DataFrame, dict, Path, pd.DataFrame]:
+    """Read, map and stack every file of one table; returns the frame (codebook applied, before the
+    contract's columns are chosen), the reading info, the (first) file and the rows' repeat-group
+    link columns as read."""
+    expected = {*contract_columns(table, rules), *source_names(codebook, table)}
+    frames, infos, notes, links = [], [], [], []
+    sources = _sources(folder, table, spec)
+    for path, sheet, constants, note in sources:
+        frame, info = _read_file(path, expected, table=table, sheet=sheet, rules=rules)
+        links.append(_link_columns(frame))
+        if codebook is not None:
+            frame, info = apply_codebook(frame, table, codebook, path, info, rules)
+        for column, value in constants.items():
+            frame[column] = value
+        hashes[path.name] = sha256_file(path)
+        frames.append(frame)
+        infos.append(info)
+        notes += [note] if note else []
+    info = dict(infos[0])
+    if len(frames) > 1:
+        frame = pd.concat(frames, ignore_index=True).fillna("").astype("str")
+        notes.insert(0, f"stacked {len(frames)} files: " + ", ".join(
+            f"{p.name} ({len(f):,} rows)" for (p, *_), f in zip(sources, frames)))
+        for key in ("columns_personal", "columns_meta"):
+            info[key] = tuple(dict.fromkeys(c for i in infos for c in i.get(key, ())))
+        info["columns_used"] = {k: v for i in infos for k, v in i.get("columns_used", {}).items()}
+    else:
+        frame = frames[0]
+    info["notes"] = tuple(info.get("notes", ())) + tuple(notes)
+    return frame, info, sources[0][0], pd.concat(links, ignore_index=True).fillna("")
+
+
+def _fill_from_parent(frame: pd.DataFrame, links: pd.DataFrame, table: str, parent: str, parent_frame: pd.DataFrame,
+                      parent_links: pd.DataFrame, path: Path, parent_path: Path, rules: dict) -> tuple[pd.DataFrame, list[str]]:
+    """A repeat group's rows with the contract columns they lack taken from their parent rows
+    (at least ``centre_id``); a missing record id is the repeat row's own key."""
+    positions, note = parent_rows(links, parent_links, child_where=str(path), parent_where=str(parent_path))
+    notes = [note] if note else []
+    found = (positions >= 0).to_numpy()
+    taken = []
+    for column in contract_columns(table, rules):
+        if column not in frame.columns and column in parent_frame.columns:
+            values = parent_frame[column].to_numpy()[positions.clip(lower=0).to_numpy()]
+            frame[column] = np.where(found, values, "")
+            taken.append(column)
+    if taken:
+        notes.append(f"{', '.join(taken)} taken from each row's parent in {parent} ({parent_path.name})")
+    key = rules["tables"][table].get("key", [])
+    own = [c for c in links.columns if _normalise_name(c) in ("key", "_index")]
+    for column in key:
+        if column not in frame.columns and own:
+            frame[column] = links[own[0]].to_numpy()
+            notes.append(f"{column} is the repeat row's own {own[0]}")
+    return frame, notes
 
 
 def read_data_folder(folder: Path) -> RawData:
@@ -615,25 +776,23 @@ def read_data_folder(folder: Path) -> RawData:
         raise InputError(folder, "data folder does not exist")
     codebook = load_codebook(folder)
     rules = merge_rules(copy.deepcopy(load_rules("cleaning")), codebook)
-    tables, files, hashes, sources = {}, {}, {}, {}
+    tables, files, hashes, sources, links = {}, {}, {}, {}, {}
     if codebook is not None:
         hashes.update(codebook.hashes)
-    for table in TABLES:
+    for table in _table_order(codebook):
         spec = codebook.tables.get(table) if codebook is not None else None
-        path = find_table_file(folder, table, spec.file if spec else None)
-        expected = {*contract_columns(table, rules), *source_names(codebook, table)}
-        frame, info = _read_file(path, expected, table=table, sheet=spec.sheet if spec else None, rules=rules)
-        hint = ""
-        if codebook is not None:
-            frame, info = apply_codebook(frame, table, codebook, path, info, rules)
-            hint = " (after the codebook's renames)"
-        frame, info = _canonical_frame(frame, table, path, rules, info)
-        _check_required(frame, table, path, hint)
+        frame, info, path, links[table] = _read_sources(folder, table, spec, codebook, rules, hashes)
+        hint = " (after the codebook's renames)" if codebook is not None else ""
+        frame, info = _canonical_frame(frame.reset_index(drop=True), table, path, rules, info)
+        if spec is not None and spec.parent:
+            frame, notes = _fill_from_parent(frame, links[table], table, spec.parent, tables[spec.parent],
+                                             links[spec.parent], path, files[spec.parent], rules)
+            info["notes"] = tuple(info.get("notes", ())) + tuple(notes)
+        _check_required(frame, table, path, hint, sheet=info.get("sheet"))
         if table in TABLES_NEEDING_ROWS and frame.empty:
             raise InputError(path, "has a header but no data rows")
         tables[table] = frame.reset_index(drop=True)
         files[table] = path
-        hashes[path.name] = sha256_file(path)
         sources[table] = SourceInfo(
             table=table, path=path, file_format=info.get("file_format", ""),
             encoding=info.get("encoding", ""), delimiter=info.get("delimiter", ""),
@@ -644,5 +803,6 @@ def read_data_folder(folder: Path) -> RawData:
             columns_unused=tuple(info.get("columns_unused", ())),
             notes=tuple(info.get("notes", ())),
         )
-    return RawData(folder=folder, tables=tables, files=files, hashes=hashes, rules=rules, sources=sources,
-                   codebook=codebook.path if codebook is not None else None)
+    tables = {table: tables[table] for table in TABLES}
+    return RawData(folder=folder, tables=tables, files={t: files[t] for t in TABLES}, hashes=hashes, rules=rules,
+                   sources={t: sources[t] for t in TABLES}, codebook=codebook.path if codebook is not None else None)
