@@ -39,7 +39,7 @@ from .outputs import (UP_TO_DATE_MESSAGE, OutputLock, Staging, frame_digests_by,
                       resolve_run, up_to_date, write_csv, write_json, write_parquet)
 from .plan import Plan, check_choices, current_plan, using
 from .readers import read_data_folder
-from .reporting import primary_row
+from .reporting import findings_frame, primary_row
 from .satisfaction import satisfaction_table
 from .schemas import validate_child_outcomes, validate_clean_tables
 from .scorecard import partnership_milestones, programme_scorecard
@@ -399,6 +399,9 @@ def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, 
 
     for name, frame in prepared.results_tables().items():
         write_csv(frame, staged_out / "results" / f"{name}.csv")
+    # each region's conclusion, decided once (reporting.finding): the index, the pages and the briefs say it
+    concluded = [*prepared.regions, *([NATIONAL] if (prepared.estimates["region"] == NATIONAL).any() else [])]
+    write_csv(findings_frame(prepared.estimates, concluded), staged_out / "results" / "findings.csv")
     write_csv(prepared.log, staged_out / "cleaning_log.csv")
     write_parquet(prepared.child_outcomes, staged_processed / "child_outcomes.parquet")
     write_parquet(prepared.treatment, staged_processed / "centre_treatment.parquet")

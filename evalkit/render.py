@@ -639,12 +639,16 @@ def _names(regions: list[str], limit: int = 4) -> str:
     return f" ({', '.join(regions)})" if 0 < len(regions) <= limit else ""
 
 
+#: Readings of a region whose direction the small-sample checks do not confirm (reporting._reading).
+_NOT_CERTAIN = ("probably higher, not certain", "probably lower, not certain")
+
+
 def _national_summary(rows: list[dict]) -> str:
     """What the regions found, counted and (when few) named, in one or two sentences."""
     n = len(rows)
     usable = [r for r in rows if r["status"] == "ok" and r["direction"]]
     by = {d: [r["region"] for r in usable if r["direction"] == d]
-          for d in ("no clear difference", "partnered higher", "partnered lower")}
+          for d in ("no clear difference", "partnered higher", "partnered lower", *_NOT_CERTAIN)}
     plural = "s" if n != 1 else ""
     if usable:
         clauses = []
@@ -657,6 +661,10 @@ def _national_summary(rows: list[dict]) -> str:
                            "partnered centres scored clearly higher")
         if by["partnered lower"]:
             clauses.append(f"in {len(by['partnered lower'])}{_names(by['partnered lower'])} they scored clearly lower")
+        unsure = [r for d in _NOT_CERTAIN for r in by[d]]
+        if unsure:
+            clauses.append(f"in {len(unsure)}{_names(unsure)} a difference is likely but the small-sample "
+                           "checks cannot rule out none")
         joined = clauses[0] if len(clauses) == 1 else ", ".join(clauses[:-1]) + " and " + clauses[-1]
         text = f"Of {n} region{plural}, {len(usable)} {'has' if len(usable) == 1 else 'have'} an estimate: {joined}."
     else:
@@ -680,7 +688,7 @@ def _national_lead(rows: list[dict]) -> str:
     if not k:
         return "No region has a usable estimate of the effect."
     higher, lower = usable.count("partnered higher"), usable.count("partnered lower")
-    unclear = usable.count("no clear difference")
+    unclear = usable.count("no clear difference") + sum(usable.count(d) for d in _NOT_CERTAIN)
     if unclear * 2 > k:
         return f"No clear difference in most regions ({unclear} of {k} with an estimate)."
     if higher * 2 > k:
@@ -694,7 +702,9 @@ def _national_lead(rows: list[dict]) -> str:
 def _tally(rows: list[dict]) -> list[dict]:
     """Regions by reading, for the picture under the headline (colour plus words)."""
     kinds = (("partnered higher", "clearly higher in partnered", "#0072B2"),
+             ("probably higher, not certain", "probably higher, not certain", "#9ecae1"),
              ("no clear difference", "no clear difference", "#8c8c8c"),
+             ("probably lower, not certain", "probably lower, not certain", "#f4b183"),
              ("partnered lower", "clearly lower in partnered", "#D55E00"))
     out = [dict(label=label, count=sum(1 for r in rows if r["status"] == "ok" and r["direction"] == key),
                 colour=colour) for key, label, colour in kinds]
@@ -718,11 +728,11 @@ DOWNLOADS = (("results/results.xlsx", "All results as an Excel workbook (for M&E
              ("results/indicators.csv", "Indicators by region, group and wave (CSV)"))
 
 
-def _index_forest(rows: list[dict], national: pd.Series | None) -> str:
+def _index_forest(rows: list[dict], national: pd.Series | None, checks: list[dict] = ()) -> str:
     """Forest plot of every region's primary estimate, the national one first."""
     forest = []
     if national is not None and reporting.effect_direction(national) is not None:
-        result = reporting.short_result(national)
+        result = reporting.short_result(national, checks)
         forest.append(dict(label="All regions", note=f"{result['estimate']} ({result['interval']})",
                            estimate=national["estimate"], low=national["ci_low"], high=national["ci_high"],
                            emphasis=True))
@@ -757,7 +767,8 @@ def write_index(output_dir: Path, estimates: pd.DataFrame, renders: list[RegionR
         row = reporting.primary_row(estimates, item.region) if "region" in estimates else None
         if item.status == "ok" and row is not None and pd.notna(row.get("n_children")):
             n_children += int(row["n_children"])
-        result = reporting.short_result(row if item.status != "failed" else None)
+        checks = reporting.few_cluster_checks(estimates, row)
+        result = reporting.short_result(row if item.status != "failed" else None, checks)
         if item.status == "failed" and row is not None:
             result["n_children"] = reporting.suppress_count(row.get("n_children"))
         reading = {"failed": "Report failed", "not_estimable": "Not estimable"}.get(
@@ -776,14 +787,16 @@ def write_index(output_dir: Path, estimates: pd.DataFrame, renders: list[RegionR
     if national is not None:
         national_html = reporting.headline_html(
             national, "all regions combined", heading="What we found across all regions",
-            extra=["Each region's own result is below; they can differ from the overall one."])
+            extra=["Each region's own result is below; they can differ from the overall one."],
+            checks=reporting.few_cluster_checks(estimates, national))
     downloads = [dict(href=href, label=label) for href, label in DOWNLOADS if (output_dir / href).is_file()]
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
                       undefined=StrictUndefined, keep_trailing_newline=True)
     page = env.get_template("index.html.j2").render(
         rows=rows, problems=problems, summary=_national_summary(rows), chance_note=_chance_note(rows),
         lead=_national_lead(rows), tally=_tally(rows),
-        national=national_html, forest=_index_forest(rows, national), downloads=downloads,
+        national=national_html,
+        forest=_index_forest(rows, national, reporting.few_cluster_checks(estimates, national)), downloads=downloads,
         n_children=reporting.suppress_count(n_children), version=reporting.evalkit_version(),
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         min_children=reporting.min_children_per_cell(), min_centres=reporting.min_centres_per_cell(),

@@ -69,6 +69,11 @@ __all__ = [
     "warning_codes",
     "effect_direction",
     "certainty",
+    "FINDING_COLUMNS",
+    "few_cluster_checks",
+    "finding",
+    "findings_frame",
+    "outward",
     "headline_parts",
     "headline_text",
     "headline_html",
@@ -527,10 +532,18 @@ def format_number(value: Any, digits: int = 1, *, signed: bool = False) -> str:
     return "+" + text if signed else text
 
 
+def outward(low: Any, high: Any, digits: int = 1) -> tuple[float, float]:
+    """An interval rounded outward to ``digits`` decimals: the printed interval holds the exact one,
+    so it never contradicts "includes zero" (−0.003 to 3.1 prints as −0.1 to 3.1, not 0.0 to 3.1)."""
+    scale = 10.0 ** digits
+    return (math.floor(float(low) * scale + 1e-9) / scale, math.ceil(float(high) * scale - 1e-9) / scale)
+
+
 def format_interval(low: Any, high: Any, digits: int = 1) -> str:
-    """``"0.4 to 3.8"`` (words, not a dash, so negative bounds stay readable)."""
+    """``"0.4 to 3.8"`` (words, not a dash, so negative bounds stay readable), rounded outward."""
     if not (_isnum(low) and _isnum(high)):
         return DASH
+    low, high = outward(low, high, digits)
     return f"{format_number(low, digits)} to {format_number(high, digits)}"
 
 
@@ -659,23 +672,48 @@ def _has_few_centres(row: pd.Series) -> bool:
     return few or any(code.startswith("few_") for code in warning_codes(row))
 
 
-def certainty(row: pd.Series | None) -> tuple[str, str]:
+#: The small-sample checks of a primary estimate: other inferences of the same model.
+_CHECKS = {"CR2": "CR2", "WCR-bootstrap": "wild cluster bootstrap"}
+
+
+def few_cluster_checks(rows: pd.DataFrame | None, row: pd.Series | None) -> list[dict[str, Any]]:
+    """The primary row's small-sample checks: the region's CR2 and wild cluster bootstrap intervals
+    of the same outcome and estimator (whole region), each with ``includes_zero``."""
+    if row is None or rows is None or rows.empty or "inference" not in rows.columns:
+        return []
+    same = rows.loc[(rows["outcome"].astype(str) == str(row.get("outcome")))
+                    & (rows["estimator"].astype(str) == str(row.get("estimator")))
+                    & (rows["region"].astype(str) == str(row.get("region")))
+                    & is_whole_region(rows) & (rows["status"].astype(str) == "ok")
+                    & rows["inference"].astype(str).isin(list(_CHECKS))
+                    & (rows["inference"].astype(str) != str(row.get("inference")))]
+    out = []
+    for check in _records(same):
+        if _isnum(check.get("ci_low")) and _isnum(check.get("ci_high")):
+            low, high = float(check["ci_low"]), float(check["ci_high"])
+            out.append({"inference": str(check["inference"]), "label": _CHECKS[str(check["inference"])],
+                        "low": low, "high": high, "includes_zero": low <= 0 <= high})
+    return out
+
+
+def certainty(row: pd.Series | None, checks: Iterable[dict] = ()) -> tuple[str, str]:
     """How sure we are, as a level and a plain label.
 
     Returns
     -------
     (level, label)
         ``"clear"`` — the interval lies on one side of zero and nothing
-        weakens it; ``"tentative"`` — it does, but few centres or a warning
-        (e.g. CR1 and CR2 disagree) weakens it; ``"unclear"`` — the interval
-        includes zero; ``"none"`` — no usable estimate.
+        weakens it; ``"tentative"`` — it does, but a small-sample check
+        (:func:`few_cluster_checks`) includes zero, or few centres or a
+        warning (e.g. CR1 and CR2 disagree) weaken it; ``"unclear"`` — the
+        interval includes zero; ``"none"`` — no usable estimate.
     """
     direction = effect_direction(row)
     if direction is None:
         level = "none"
     elif direction == "unclear":
         level = "unclear"
-    elif _has_few_centres(row) or warning_codes(row):
+    elif _has_few_centres(row) or warning_codes(row) or any(c["includes_zero"] for c in checks):
         level = "tentative"
     else:
         level = "clear"
@@ -691,7 +729,7 @@ def _outcome_unit(outcome: str) -> str:
     return {"z": "SD (z-score)", "share": "percentage points"}.get(unit, unit)
 
 
-def headline_parts(row: pd.Series | None, region: str) -> dict[str, Any]:
+def headline_parts(row: pd.Series | None, region: str, checks: Iterable[dict] = ()) -> dict[str, Any]:
     """The headline in pieces: ``finding``, ``interval`` and ``caveats`` (plain text).
 
     ``finding`` is the one sentence a funder should remember; ``interval``
@@ -722,7 +760,15 @@ def headline_parts(row: pd.Series | None, region: str) -> dict[str, Any]:
           if _isnum(row.get("effect_size_sd")) and unit != "SD" else "")
     interval = format_interval(row["ci_low"], row["ci_high"], _interval_digits(row["ci_low"], row["ci_high"]))
     size = _points(row["estimate"])
-    if direction in ("higher", "lower"):
+    checks = list(checks)
+    conflicting = [c for c in checks if c["includes_zero"]]
+    if direction in ("higher", "lower") and conflicting:
+        finding = (f"Children in partnered centres may have scored {size} {unit} {direction} on the {name}{sd} "
+                   "than similar children in comparison centres, but this is not certain")
+        interval_text = (f"the 95% interval runs from {interval} {unit}, while the small-sample checks ("
+                         + "; ".join(f"{c['label']}: {format_interval(c['low'], c['high'], _interval_digits(c['low'], c['high']))}"
+                                     f" {unit}" for c in conflicting) + ") include zero")
+    elif direction in ("higher", "lower"):
         finding = (f"Children in partnered centres scored {size} {unit} {direction} on the {name}{sd} "
                    "than similar children in comparison centres")
         interval_text = f"the 95% interval runs from {interval} {unit}"
@@ -743,7 +789,7 @@ def headline_parts(row: pd.Series | None, region: str) -> dict[str, Any]:
     return {"finding": finding, "interval": interval_text, "caveats": caveats}
 
 
-def headline_text(row: pd.Series | None, region: str) -> str:
+def headline_text(row: pd.Series | None, region: str, checks: Iterable[dict] = ()) -> str:
     """The plain-language result for funders, from the primary estimate row.
 
     Examples
@@ -753,15 +799,16 @@ def headline_text(row: pd.Series | None, region: str) -> str:
     ...     n_centres_comparison=14)), "Gauteng")[:60]
     'Children in partnered centres scored 2.1 points higher on th'
     """
-    parts = headline_parts(row, region)
+    parts = headline_parts(row, region, checks)
     if not parts["interval"]:
         return parts["finding"]
     joiner = "; " if parts["finding"].startswith("Children") else ": "
     return " ".join([parts["finding"] + joiner + parts["interval"] + "."] + parts["caveats"])
 
 
-def short_result(row: pd.Series | None) -> dict[str, str]:
-    """Formatted cells for the landing page: estimate, interval, SD, children, reading."""
+def short_result(row: pd.Series | None, checks: Iterable[dict] = ()) -> dict[str, str]:
+    """Formatted cells for the landing page: estimate, interval, SD, children, reading (the reading
+    and certainty are :func:`certainty`'s, so the index says what the region's page says)."""
     empty = {"estimate": DASH, "interval": DASH, "effect_size_sd": DASH,
              "n_children": DASH, "direction": "", "certainty": "none"}
     if row is None:
@@ -775,10 +822,46 @@ def short_result(row: pd.Series | None) -> dict[str, str]:
     out.update(estimate=format_number(row["estimate"], 1, signed=True),
                interval=format_interval(row["ci_low"], row["ci_high"]),
                effect_size_sd=format_number(row.get("effect_size_sd"), 2, signed=True),
-               direction={"higher": "partnered higher", "lower": "partnered lower",
-                          "unclear": "no clear difference"}[direction],
-               certainty=certainty(row)[0])
+               direction=_index_reading(direction, certainty(row, checks)[0], checks),
+               certainty=certainty(row, checks)[0])
     return out
+
+
+def _index_reading(direction: str, level: str, checks: Iterable[dict]) -> str:
+    if direction == "unclear":
+        return "no clear difference"
+    if any(c["includes_zero"] for c in checks):
+        return f"probably {direction}, not certain"
+    return f"partnered {direction}"
+
+
+def finding(estimates: pd.DataFrame, region: str) -> dict[str, Any]:
+    """The region's conclusion, decided once: the primary row and its small-sample checks give the
+    level and label of :func:`certainty`, the reading, and the sentences of :func:`headline_parts`.
+    The index, the regional page, the brief and ``results/findings.csv`` print this."""
+    rows = estimates.loc[estimates["region"].astype(str) == region] if "region" in estimates else estimates
+    row = primary_row(estimates, region) if "region" in estimates else None
+    checks = few_cluster_checks(rows, row)
+    level, label = certainty(row, checks)
+    parts = headline_parts(row, region, checks)
+    result = short_result(row, checks)
+    return {"region": region,
+            "outcome": "" if row is None else str(row.get("outcome")),
+            "estimator": "" if row is None else str(row.get("estimator")),
+            "inference": "" if row is None else str(row.get("inference")),
+            "level": level, "certainty": label, "reading": result["direction"],
+            "finding": parts["finding"], "interval": parts["interval"], "caveats": list(parts["caveats"]),
+            "conclusion": headline_text(row, region, checks), "checks": checks}
+
+
+#: The columns of ``results/findings.csv``.
+FINDING_COLUMNS = ["region", "outcome", "estimator", "inference", "level", "certainty", "reading", "conclusion"]
+
+
+def findings_frame(estimates: pd.DataFrame, regions: Iterable[str]) -> pd.DataFrame:
+    """One row per region (:data:`FINDING_COLUMNS`), from :func:`finding`."""
+    rows = [{k: v for k, v in finding(estimates, region).items() if k in FINDING_COLUMNS} for region in regions]
+    return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
 
 # --------------------------------------------------------------------------- inline SVG charts
@@ -844,9 +927,10 @@ def interval_svg(estimate: float, low: float, high: float, *, unit: str = "point
              f'<circle cx="{x(estimate):.1f}" cy="{bar_y}" r="7.5" fill="{_TEXT}" stroke="#fff" stroke-width="2"/>']
     digits = _interval_digits(low, high)
     lo_x, hi_x = x(low), x(high)
-    parts.append(_svg_text(max(lo_x, left + 2), 88, format_number(low, digits, signed=True), size=13,
+    shown_low, shown_high = outward(low, high, digits)
+    parts.append(_svg_text(max(lo_x, left + 2), 88, format_number(shown_low, digits, signed=True), size=13,
                            anchor="start" if lo_x - left < 20 else "middle"))
-    parts.append(_svg_text(min(hi_x, right - 2), 88, format_number(high, digits, signed=True), size=13,
+    parts.append(_svg_text(min(hi_x, right - 2), 88, format_number(shown_high, digits, signed=True), size=13,
                            anchor="end" if right - hi_x < 20 else "middle"))
     if abs(mid - lo_x) > 34 and abs(mid - hi_x) > 34:
         parts.append(_svg_text(mid, 88, "0", size=13, anchor="middle", fill=_MUTED))
@@ -1646,34 +1730,44 @@ def title(data: RegionData):
         + (f'<p class="ek-meta">{names}</p>' if names else "") + "</header>")
 
 
-def _certainty_sentence(row: pd.Series, level: str) -> str:
+def _certainty_sentence(row: pd.Series, level: str, checks: Iterable[dict] = ()) -> str:
     """How sure we are, with the interval in words a funder can repeat."""
     outcome = str(row.get("outcome", "elom_total"))
     unit = _outcome_unit(outcome) or "units"
     low, high = float(row["ci_low"]), float(row["ci_high"])
     digits = _interval_digits(low, high)
-    span = (f"The likely range of the difference is {format_number(low, digits, signed=True)} to "
-            f"{format_number(high, digits, signed=True)} {unit} (the 95% interval)")
+    shown_low, shown_high = outward(low, high, digits)
+    span = (f"The likely range of the difference is {format_number(shown_low, digits, signed=True)} to "
+            f"{format_number(shown_high, digits, signed=True)} {unit} (the 95% interval)")
     side = "above" if low > 0 else "below"
     if level == "clear":
         return f"{span}: all of it {side} zero, so the direction is clear, though the exact size is not."
     if level == "tentative":
         part, comp = _centre_counts(row)
-        why = (f"it rests on only {int(float(part))} partnered and {int(float(comp))} comparison centres"
-               if _has_few_centres(row) and _isnum(part) and _isnum(comp) else "a check flagged it")
+        conflicting = [c for c in checks if c["includes_zero"]]
+        if conflicting:
+            why = ("the small-sample checks (" + "; ".join(
+                f"{c['label']}: {format_interval(c['low'], c['high'], digits)}" for c in conflicting)
+                + ") include zero")
+        elif _has_few_centres(row) and _isnum(part) and _isnum(comp):
+            why = f"it rests on only {int(float(part))} partnered and {int(float(comp))} comparison centres"
+        else:
+            why = "a check flagged it"
         return f"{span}: all of it {side} zero, but {why}, so more data could change the picture."
     return (f"{span}: it includes zero, so partnership may have made no difference, "
             "or a small one either way.")
 
 
 def headline_html(row: pd.Series | None, region: str, *, heading: str = "What we found",
-                  heading_level: int = 2, extra: Iterable[str] = ()) -> str:
+                  heading_level: int = 2, extra: Iterable[str] = (), checks: Iterable[dict] = ()) -> str:
     """The headline box as HTML: finding, a picture of the interval, how sure we are, the caveats.
 
-    Used by :func:`headline` in each report and by the index for the national result.
+    Used by :func:`headline` in each report and by the index for the national result; ``checks``
+    are the row's :func:`few_cluster_checks`.
     """
-    parts = headline_parts(row, region)
-    level, label = certainty(row)
+    checks = list(checks)
+    parts = headline_parts(row, region, checks)
+    level, label = certainty(row, checks)
     body = [f'<p class="ek-lead">{html.escape(parts["finding"])}.</p>'
             if parts["interval"] else f'<p class="ek-lead">{html.escape(parts["finding"])}</p>']
     if parts["interval"]:
@@ -1682,7 +1776,7 @@ def headline_html(row: pd.Series | None, region: str, *, heading: str = "What we
                                  unit=_outcome_unit(outcome) or "units"))
         body.append(f'<p class="ek-sure"><strong>How sure are we?</strong> '
                     f'<span class="ek-badge ek-badge-{level}">{html.escape(label)}</span><br>'
-                    f"{html.escape(_certainty_sentence(row, level))}</p>")
+                    f"{html.escape(_certainty_sentence(row, level, checks))}</p>")
         facts = [c for c in parts["caveats"] if not c.startswith("It rests on only")]
         n, part, comp = (_int(row.get(c)) for c in ("n_children", "n_centres_partnered", "n_centres_comparison"))
         if n is not None and part is not None and comp is not None:
@@ -1706,12 +1800,13 @@ def headline_html(row: pd.Series | None, region: str, *, heading: str = "What we
 def headline(data: RegionData):
     """The first screen: the finding in one sentence, a picture of it, and how sure we are."""
     row = data.primary
+    checks = few_cluster_checks(data.estimates, row)
     extra = []
-    if certainty(row)[0] == "unclear":
+    if certainty(row, checks)[0] == "unclear":
         power = data.table("power")
         if power is not None and not power.empty and _isnum(power.iloc[0].get("mde_sd")):
             extra.append(power_sentence(power))
-    return _html(headline_html(row, data.region, extra=extra))
+    return _html(headline_html(row, data.region, extra=extra, checks=checks))
 
 
 def _forest_rows(rows: pd.DataFrame) -> list[dict[str, Any]]:
