@@ -762,6 +762,7 @@ def write_index(output_dir: Path, estimates: pd.DataFrame, renders: list[RegionR
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
     output_dir = Path(output_dir).expanduser().resolve()
+    estimates = reporting.in_display_units(estimates)
     rows, n_children = [], 0
     for item in renders:
         row = reporting.primary_row(estimates, item.region) if "region" in estimates else None

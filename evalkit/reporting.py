@@ -74,6 +74,7 @@ __all__ = [
     "finding",
     "findings_frame",
     "outward",
+    "in_display_units",
     "headline_parts",
     "headline_text",
     "headline_html",
@@ -182,7 +183,7 @@ _OUTCOME_LABELS = {
     "waz": ("Weight-for-age", "z"),
     "whz": ("Weight-for-height", "z"),
     "baz": ("BMI-for-age", "z"),
-    "attendance_rate": ("Attendance rate", ""),
+    "attendance_rate": ("Attendance rate", "share"),
     "is_on_track": ("On Track", "share"),
     "is_stunted": ("Stunted", "share"),
     "kling_index": ("Summary index of all outcomes", "SD"),
@@ -331,7 +332,7 @@ def load_region(region: str, output_dir: str | Path | None = None,
     if rows.empty:
         raise RegionNotFoundError(f"{region!r} has no row in {layout.estimates}")
     is_primary = _primary_mask(rows)
-    rows = pd.concat([rows[is_primary], rows[~is_primary]]).reset_index(drop=True)
+    rows = in_display_units(pd.concat([rows[is_primary], rows[~is_primary]]).reset_index(drop=True))
 
     children = _read_children(layout.child_outcomes, region)
 
@@ -720,6 +721,25 @@ def certainty(row: pd.Series | None, checks: Iterable[dict] = ()) -> tuple[str, 
     return level, _CERTAINTY_LABELS[level]
 
 
+#: Columns of an estimates row that are in the outcome's units.
+_IN_OUTCOME_UNITS = ("estimate", "std_error", "ci_low", "ci_high")
+
+
+def in_display_units(rows: pd.DataFrame) -> pd.DataFrame:
+    """Estimates as people read them: a share outcome (On Track, stunting, attendance) in
+    percentage points (×100), everything else as it is. A frame already converted is returned
+    as it is (``attrs["display_units"]``)."""
+    if rows.attrs.get("display_units") or "outcome" not in rows.columns:
+        return rows
+    out = rows.copy()
+    shares = out["outcome"].astype(str).map(lambda o: _OUTCOME_LABELS.get(o, ("", ""))[1] == "share").astype(bool)
+    for column in _IN_OUTCOME_UNITS:
+        if column in out.columns:
+            out[column] = pd.to_numeric(out[column], errors="coerce").where(~shares, lambda v: v * 100)
+    out.attrs["display_units"] = True
+    return out
+
+
 def _outcome_name(outcome: str) -> str:
     return _OUTCOME_LABELS.get(outcome, (outcome.replace("_", " "), ""))[0]
 
@@ -839,6 +859,7 @@ def finding(estimates: pd.DataFrame, region: str) -> dict[str, Any]:
     """The region's conclusion, decided once: the primary row and its small-sample checks give the
     level and label of :func:`certainty`, the reading, and the sentences of :func:`headline_parts`.
     The index, the regional page, the brief and ``results/findings.csv`` print this."""
+    estimates = in_display_units(estimates)
     rows = estimates.loc[estimates["region"].astype(str) == region] if "region" in estimates else estimates
     row = primary_row(estimates, region) if "region" in estimates else None
     checks = few_cluster_checks(rows, row)
@@ -1010,6 +1031,7 @@ def forest_svg(rows: list[dict[str, Any]], *, unit: str, label: str) -> str:
 
 def _outcome_label(outcome: str) -> str:
     name, unit = _OUTCOME_LABELS.get(outcome, (outcome.replace("_", " "), ""))
+    unit = {"share": "percentage points", "z": "z-score"}.get(unit, unit)
     return f"{name} ({unit})" if unit else name
 
 

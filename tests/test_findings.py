@@ -93,3 +93,17 @@ def test_the_index_and_every_page_say_the_regions_finding(tmp_path):
     north_west = findings.loc[findings["region"] == "North West"].iloc[0]
     assert north_west["level"] == "tentative" and "clearly lower" not in index.split("North West")[0][-400:]
     assert math.isfinite(len(index))
+
+
+def test_shares_are_shown_in_percentage_points():
+    rows = _rows((0.02, 0.23), (0.01, 0.24), (0.0, 0.25), region="Gauteng")
+    rows["outcome"], rows["estimate"] = "is_on_track", 0.1256
+    shown = reporting.in_display_units(rows)
+    assert shown["estimate"].tolist() == pytest.approx([12.56] * 3)
+    assert shown[["ci_low", "ci_high"]].iloc[0].tolist() == pytest.approx([2.0, 23.0])
+    assert reporting.in_display_units(shown) is shown  # converted once only
+    found = reporting.finding(rows, "Gauteng")
+    assert "scored 12.6 percentage points higher on the On Track" in found["finding"]
+    table = reporting.effects_frame(shown)
+    assert table["Outcome"].tolist() == ["On Track (percentage points)"]
+    assert table["Difference (95% interval)"].iloc[0] == "+12.6 (2.0 to 23.0)"

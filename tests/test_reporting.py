@@ -372,7 +372,7 @@ def test_effects_frame_is_one_short_row_per_outcome():
     rows.loc[3, "outcome"] = "attendance_rate"
     table = reporting.effects_frame(rows)
     assert list(table.columns) == ["Outcome", "Difference (95% interval)", "Size (SD)", "Reading"]
-    assert table["Outcome"].tolist() == ["ELOM total (points)", "Height-for-age (z)", "Attendance rate"]
+    assert table["Outcome"].tolist() == ["ELOM total (points)", "Height-for-age (z-score)", "Attendance rate (percentage points)"]
     assert table.iloc[0]["Difference (95% interval)"] == "+2.0 (0.5 to 3.5)"  # the CR1 primary, not CR2
     assert table.iloc[1]["Difference (95% interval)"] == f"+0.05 ({MINUS}0.08 to 0.18)"
     assert table.iloc[1]["Reading"] == "no clear difference"
