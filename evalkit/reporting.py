@@ -76,6 +76,7 @@ __all__ = [
     "outward",
     "in_display_units",
     "headline_parts",
+    "subgroup_label",
     "headline_text",
     "headline_html",
     "short_result",
@@ -123,6 +124,7 @@ __all__ = [
     "sample_size_table",
     "rows_kept_table",
     "data_quality_table",
+    "details",
     "methods",
     "limitations",
     "reproducibility_stamp",
@@ -187,6 +189,7 @@ _OUTCOME_LABELS = {
     "is_on_track": ("On Track", "share"),
     "is_stunted": ("Stunted", "share"),
     "kling_index": ("Summary index of all outcomes", "SD"),
+    "customer_service_score_pct": ("Customer service score (top-2-box)", "pp"),
 }
 _ESTIMATOR_LABELS = {"ancova": "ANCOVA", "did": "Difference-in-differences", "naive": "Unadjusted",
                      "regression_adjustment": "Regression adjustment",
@@ -544,8 +547,17 @@ def format_interval(low: Any, high: Any, digits: int = 1) -> str:
     """``"0.4 to 3.8"`` (words, not a dash, so negative bounds stay readable), rounded outward."""
     if not (_isnum(low) and _isnum(high)):
         return DASH
+    exact_low, exact_high = float(low), float(high)
     low, high = outward(low, high, digits)
-    return f"{format_number(low, digits)} to {format_number(high, digits)}"
+    return f"{_signed_zero(low, exact_low, digits)} to {_signed_zero(high, exact_high, digits)}"
+
+
+def _signed_zero(shown: float, exact: float, digits: int) -> str:
+    """A bound that rounds to zero keeps its side: −0.00 for a negative one (never 0.00 under
+    "lower in partnered")."""
+    if shown == 0 and exact < 0:
+        return MINUS + format_number(0.0, digits)
+    return format_number(shown, digits)
 
 
 def format_p(p: Any) -> str:
@@ -746,7 +758,7 @@ def _outcome_name(outcome: str) -> str:
 
 def _outcome_unit(outcome: str) -> str:
     unit = _OUTCOME_LABELS.get(outcome, ("", ""))[1]
-    return {"z": "SD (z-score)", "share": "percentage points"}.get(unit, unit)
+    return {"z": "SD (z-score)", "share": "percentage points", "pp": "percentage points"}.get(unit, unit)
 
 
 def headline_parts(row: pd.Series | None, region: str, checks: Iterable[dict] = ()) -> dict[str, Any]:
@@ -1031,7 +1043,7 @@ def forest_svg(rows: list[dict[str, Any]], *, unit: str, label: str) -> str:
 
 def _outcome_label(outcome: str) -> str:
     name, unit = _OUTCOME_LABELS.get(outcome, (outcome.replace("_", " "), ""))
-    unit = {"share": "percentage points", "z": "z-score"}.get(unit, unit)
+    unit = {"share": "percentage points", "pp": "percentage points", "z": "z-score"}.get(unit, unit)
     return f"{name} ({unit})" if unit else name
 
 
@@ -1161,6 +1173,32 @@ def method_key(estimates: pd.DataFrame) -> str:
     return "; ".join(words) + "." if words else ""
 
 
+_SUBGROUP_VALUES = {"sex=female": "Girls", "sex=male": "Boys", "sex:female_minus_male": "Girls minus boys "
+                    "(difference in the effect)", "setting=urban": "Urban centres",
+                    "setting=peri-urban": "Peri-urban centres", "setting=rural": "Rural centres"}
+_PARTNER_TYPES = {"cbo": "community-based organisations", "wellness": "wellness and nutrition programmes",
+                  "municipality": "municipalities", "private": "companies", "education": "educational institutions"}
+
+
+def subgroup_label(code: str) -> str:
+    """A subgroup of ``results/estimates.csv`` in words: ``sex=female`` → "Girls",
+    ``partner_type=cbo`` → "Partnered with community-based organisations",
+    ``exposure_months=12-24`` → "12–24 months of partnership", ``dose:per_12_months`` → "Each further
+    12 months of partnership"."""
+    if code in _SUBGROUP_VALUES:
+        return _SUBGROUP_VALUES[code]
+    name, _, value = code.partition("=")
+    if name == "partner_type":
+        return f"Partnered with {_PARTNER_TYPES.get(value, value.replace('_', ' '))}"
+    if name == "exposure_months":
+        return f"{value.replace('-', '–').replace('+', ' or more')} months of partnership"
+    if code.startswith("dose:per_") and code.endswith("_months"):
+        return f"Each further {code[len('dose:per_'):-len('_months')]} months of partnership"
+    if value:
+        return f"{name.replace('_', ' ').capitalize()}: {value.replace('_', ' ')}"
+    return code.replace("_", " ")
+
+
 def subgroup_frame(estimates: pd.DataFrame) -> pd.DataFrame:
     """Estimates for subgroups (primary method, one row per subgroup and outcome)."""
     columns = ["Subgroup", "Outcome", "Difference (95% interval)", "Children", "Reading"]
@@ -1175,7 +1213,7 @@ def subgroup_frame(estimates: pd.DataFrame) -> pd.DataFrame:
         same = ((sub["estimator"].astype(str) == str(first["estimator"]))
                 & (sub["inference"].astype(str) == str(first["inference"])))
         sub = sub.loc[same] if same.any() else sub
-    rows = [{"Subgroup": str(r["subgroup"]).replace("_", " "), "Outcome": _outcome_label(str(r["outcome"])),
+    rows = [{"Subgroup": subgroup_label(str(r["subgroup"])), "Outcome": _outcome_label(str(r["outcome"])),
              "Difference (95% interval)": _effect_cell(r), "Children": suppress_count(r.get("n_children")),
              "Reading": _reading(r)} for r in _records(sub)]
     return pd.DataFrame(rows, columns=columns)
@@ -1595,6 +1633,17 @@ def _html(markup: str):
     from IPython.display import HTML
 
     return HTML(markup)
+
+
+def details(title: str, *sections) -> Any:
+    """One folded section of the technical appendix: the sections' HTML under a summary line,
+    closed on screen and in print (a click opens it), so the page a funder reads and prints is
+    the summary and the results that matter. Empty sections give nothing."""
+    body = "".join(str(getattr(section, "data", section) or "") for section in sections)
+    if not body.strip():
+        return _html("")
+    return _html(f'<details class="ek-details"><summary><h3 class="ek-details-title">{html.escape(title)}</h3>'
+                 f"</summary>{body}</details>")
 
 
 def _table_html(table: pd.DataFrame, caption: str, *, note: str = "",

@@ -107,3 +107,19 @@ def test_shares_are_shown_in_percentage_points():
     table = reporting.effects_frame(shown)
     assert table["Outcome"].tolist() == ["On Track (percentage points)"]
     assert table["Difference (95% interval)"].iloc[0] == "+12.6 (2.0 to 23.0)"
+
+
+@pytest.mark.parametrize("code, label", [
+    ("sex=female", "Girls"), ("setting=peri-urban", "Peri-urban centres"),
+    ("partner_type=cbo", "Partnered with community-based organisations"),
+    ("exposure_months=12-24", "12–24 months of partnership"), ("exposure_months=24+", "24 or more months of partnership"),
+    ("dose:per_12_months", "Each further 12 months of partnership"),
+    ("sex:female_minus_male", "Girls minus boys (difference in the effect)"),
+])
+def test_subgroups_are_named_in_words(code, label):
+    assert reporting.subgroup_label(code) == label
+
+
+def test_a_bound_that_rounds_to_zero_keeps_its_side():
+    assert reporting.format_interval(-0.081, -0.003, 2) == "−0.09 to −0.00"
+    assert reporting.format_interval(0.003, 0.081, 2) == "0.00 to 0.09"
