@@ -149,3 +149,25 @@ def test_blocking_is_real(browser, tmp_path):
         _visit(browser, page, "leaky", viewport="desktop", first_screen=False)
     for leftover in ARTIFACTS.glob("leaky-*"):
         leftover.unlink()
+
+
+def _pdf_pages(pdf: Path) -> int:
+    import subprocess
+
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    return int(next(line.split()[-1] for line in info.splitlines() if line.startswith("Pages:")))
+
+
+def test_every_report_prints_to_at_most_twelve_a4_pages(browser, sample_run, tmp_path):
+    """A funder's printout: the summary and the results that matter; the appendix stays folded."""
+    pages = {}
+    context = browser.new_context(offline=True)
+    page = context.new_page()
+    for report in sorted((sample_run / "regions").glob("*.html")):
+        page.goto(report.as_uri(), wait_until="load")
+        page.emulate_media(media="print")
+        pdf = tmp_path / f"{report.stem}.pdf"
+        page.pdf(path=str(pdf), format="A4", print_background=True)
+        pages[report.stem] = _pdf_pages(pdf)
+    context.close()
+    assert pages and max(pages.values()) <= 12, pages
