@@ -75,6 +75,8 @@ __all__ = [
     "findings_frame",
     "outward",
     "in_display_units",
+    "age_gradient",
+    "months_sentence",
     "headline_parts",
     "subgroup_label",
     "headline_text",
@@ -1868,11 +1870,54 @@ def headline_html(row: pd.Series | None, region: str, *, heading: str = "What we
             f"<{tag}>{html.escape(heading)}</{tag}>{''.join(body)}</section>")
 
 
+def age_gradient(children: pd.DataFrame, outcome: str = "elom_total") -> dict[str, float] | None:
+    """How much the outcome grows per month of age in this data: the slope of the outcome on age in
+    months among comparison children at baseline (OLS, CR1 standard errors by centre, 95% interval
+    on G − 1 df). None with too few children or centres to publish, or no age spread."""
+    from .inference import fit_linear
+
+    needed = {outcome, "age_months", "centre_id", "wave", "is_partnered"}
+    if children is None or not needed <= set(children.columns):
+        return None
+    base = children.loc[(children["wave"].astype(str) == "baseline") & ~_as_bool(children["is_partnered"]),
+                        [outcome, "age_months", "centre_id"]].dropna()
+    if len(base) < min_children_per_cell() or base["centre_id"].nunique() < max(min_centres_per_cell(), 3):
+        return None
+    age = base["age_months"].to_numpy(dtype="float64")
+    if np.ptp(age) == 0:
+        return None
+    X = np.column_stack([np.ones(len(base)), age])
+    fit = fit_linear(base[outcome].to_numpy(dtype="float64"), X, ["(Intercept)", "age_months"],
+                     base["centre_id"].astype(str).to_numpy())
+    test = fit.coef_test("age_months", "CR1")
+    return {"slope": test["estimate"], "ci_low": test["ci_low"], "ci_high": test["ci_high"],
+            "n_children": float(len(base)), "n_centres": float(base["centre_id"].nunique())}
+
+
+def months_sentence(row: pd.Series | None, gradient: dict[str, float] | None) -> str:
+    """"About N months of typical development", from the data's own age gradient, hedged; '' when
+    the gradient is not clearly positive or the row is not in points."""
+    if row is None or gradient is None or not _isnum(row.get("estimate")):
+        return ""
+    if _OUTCOME_LABELS.get(str(row.get("outcome")), ("", ""))[1] != "points" or gradient["ci_low"] <= 0:
+        return ""
+    months = abs(float(row["estimate"])) / gradient["slope"]
+    far, near = abs(float(row["estimate"])) / gradient["ci_low"], abs(float(row["estimate"])) / gradient["ci_high"]
+    return (f"A difference of {_points(row['estimate'])} points is about {format_number(months, 1)} months of "
+            f"typical development at this age (roughly {format_number(near, 1)} to {format_number(far, 1)}): "
+            f"comparison children here scored {format_number(gradient['slope'], 2)} points more per month of "
+            f"age at baseline (95% interval {format_interval(gradient['ci_low'], gradient['ci_high'], 2)}). "
+            "A rough guide, not a measured gain in months.")
+
+
 def headline(data: RegionData):
     """The first screen: the finding in one sentence, a picture of it, and how sure we are."""
     row = data.primary
     checks = few_cluster_checks(data.estimates, row)
     extra = []
+    if certainty(row, checks)[0] in ("clear", "tentative"):
+        outcome = str(row.get("outcome", "elom_total"))
+        extra.append(months_sentence(row, age_gradient(data.children, outcome)))
     if certainty(row, checks)[0] == "unclear":
         power = data.table("power")
         if power is not None and not power.empty and _isnum(power.iloc[0].get("mde_sd")):
@@ -2188,15 +2233,21 @@ def balance_table(data: RegionData, number: int | None = None):
                                   "(results/balance.csv was not produced)."))
     frame = balance_frame(balance)
     flags = balance["flag"].astype(str) if "flag" in balance else pd.Series(dtype=str)
+    estimated = data.primary is not None and str(data.primary.get("status")) == "ok"
+    adjusts = "the analysis adjusts for them" if estimated else "an analysis would need to adjust for them"
     summary = (f"Of {len(balance)} baseline characteristics, {int((flags == 'good').sum())} were balanced, "
-               f"{int((flags == 'adjust').sum())} differed a little (the analysis adjusts for them) and "
+               f"{int((flags == 'adjust').sum())} differed a little ({adjusts}) and "
                f"{int((flags == 'fails').sum())} differed by more than a quarter of a standard deviation.")
     joint = data.table("balance_joint")
     if joint is not None and not joint.empty:
         j = joint.iloc[0]
-        summary += (f" A joint test of all characteristics gives p = {format_p(j.get('p_value'))}"
-                    + (" (no sign that the groups differ overall)." if _isnum(j.get("p_value")) and float(j["p_value"]) >= 0.05
-                       else " (the groups differ overall)." if _isnum(j.get("p_value")) else "."))
+        if _isnum(j.get("p_value")):
+            summary += (f" A joint test of all characteristics gives p = {format_p(j['p_value'])}"
+                        + (" (no sign that the groups differ overall)." if float(j["p_value"]) >= 0.05
+                           else " (the groups differ overall)."))
+        else:
+            summary += (" A joint test of all characteristics could not be computed here (too few centres "
+                        "for the number of characteristics).")
     n = data.next_number("Table", number)
     caption = f"Table {n}. Baseline characteristics of partnered and comparison children in {html.escape(data.region)}"
     good, fails, (ratio_low, ratio_high) = _balance_cutoffs()

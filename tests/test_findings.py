@@ -123,3 +123,26 @@ def test_subgroups_are_named_in_words(code, label):
 def test_a_bound_that_rounds_to_zero_keeps_its_side():
     assert reporting.format_interval(-0.081, -0.003, 2) == "−0.09 to −0.00"
     assert reporting.format_interval(0.003, 0.081, 2) == "0.00 to 0.09"
+
+
+def test_months_of_development_come_from_the_datas_own_age_gradient():
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    n = 400
+    age = rng.uniform(50, 66, n)
+    centre = np.repeat([f"C{i}" for i in range(20)], n // 20)
+    noise = rng.normal(0, 2, n)
+    children = pd.DataFrame({"elom_total": 10 + 0.8 * age + noise, "age_months": age, "centre_id": centre,
+                             "wave": "baseline", "is_partnered": False})
+    gradient = reporting.age_gradient(children)
+    # the hand-computed OLS slope
+    slope = np.polyfit(age, children["elom_total"], 1)[0]
+    assert gradient["slope"] == pytest.approx(slope, rel=1e-10)
+    assert gradient["ci_low"] < slope < gradient["ci_high"]
+    row = pd.Series({"outcome": "elom_total", "estimate": 4.0})
+    text = reporting.months_sentence(row, gradient)
+    assert text.startswith(f"A difference of 4.0 points is about {reporting.format_number(4.0 / slope, 1)} months")
+    assert "A rough guide, not a measured gain in months." in text
+    assert reporting.months_sentence(pd.Series({"outcome": "haz", "estimate": 0.2}), gradient) == ""
+    assert reporting.age_gradient(children.head(5)) is None  # too few to publish
