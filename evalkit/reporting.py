@@ -246,6 +246,8 @@ class RegionData:
         Optional results tables by name (see :data:`RESULT_TABLES`): the
         region's rows (and, for the scorecard and milestones, the national
         ones), or None when the file is absent.
+    province : str or None
+        The province of a district (a run at district level), else None.
     """
 
     region: str
@@ -255,6 +257,7 @@ class RegionData:
     manifest: dict[str, Any] | None = None
     built_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     results: dict[str, pd.DataFrame | None] = field(default_factory=dict)
+    province: str | None = None
     # Running numbers of the tables and figures shown so far (the notebook runs top to bottom).
     _numbers: dict[str, int] = field(default_factory=lambda: {"Table": 0, "Figure": 0}, repr=False)
 
@@ -347,8 +350,22 @@ def load_region(region: str, output_dir: str | Path | None = None,
     log_path = layout.cleaning_log
     cleaning_log = (_read_cleaning_log(log_path)
                     if results.get("data_quality") is None and log_path.exists() else None)
+    level = ((manifest or {}).get("parameters") or {}).get("level", "province")
     return RegionData(region=region, estimates=rows, children=children,
-                      cleaning_log=cleaning_log, manifest=manifest, results=results)
+                      cleaning_log=cleaning_log, manifest=manifest, results=results,
+                      province=_province_of(layout, region) if level == "district" else None)
+
+
+def _province_of(layout: RunLayout, region: str) -> str | None:
+    """The province most of a district's centres are in (centre_outcomes.parquet), or None."""
+    import pyarrow.parquet as pq
+
+    try:
+        centres = pq.read_table(layout.centre_outcomes, columns=["region", "province"]).to_pandas()
+    except Exception:  # noqa: BLE001 - only a label: a page without it is still right
+        return None
+    provinces = centres.loc[centres["region"].astype(str) == region, "province"].dropna().astype(str)
+    return None if provinces.empty else provinces.mode().iloc[0]
 
 
 def read_results_table(output_dir: str | Path, name: str, region: str | None = None) -> pd.DataFrame | None:
@@ -1798,6 +1815,8 @@ def title(data: RegionData):
         f'<header class="ek-title"><p class="ek-kicker">{html.escape(report_names()["title"])}'
         '<span class="ek-wide-only"> · regional report</span></p>'
         f"<h1>{html.escape(data.region)}</h1>"
+        + (f'<p class="ek-meta">District of {html.escape(data.province)}</p>' if data.province else "")
+        + 
         '<p class="ek-meta">Do children in ECD centres with a partnership do better than children in '
         "similar centres without one?</p>"
         + (f'<p class="ek-meta">{names}</p>' if names else "") + "</header>")

@@ -146,3 +146,11 @@ def test_months_of_development_come_from_the_datas_own_age_gradient():
     assert "A rough guide, not a measured gain in months." in text
     assert reporting.months_sentence(pd.Series({"outcome": "haz", "estimate": 0.2}), gradient) == ""
     assert reporting.age_gradient(children.head(5)) is None  # too few to publish
+
+
+def test_a_district_page_names_its_province():
+    data = reporting.RegionData(region="eThekwini", estimates=pd.DataFrame(), children=pd.DataFrame(),
+                                province="KwaZulu-Natal")
+    assert "<h1>eThekwini</h1><p class=\"ek-meta\">District of KwaZulu-Natal</p>" in reporting.title(data).data
+    province = reporting.RegionData(region="Gauteng", estimates=pd.DataFrame(), children=pd.DataFrame())
+    assert "District of" not in reporting.title(province).data
