@@ -75,7 +75,7 @@ ITEM_LABELS = {
 _COUNT_COLUMNS = ["n_responses", "n_valid", "n_top2", "top2_pct", "mean_score",
                   "n_promoters", "n_detractors", "nps"]
 #: ``results/satisfaction.csv``: region × arm × item.
-SATISFACTION_COLUMNS = ["region", "arm", "item", "item_label", *_COUNT_COLUMNS]
+SATISFACTION_COLUMNS = ["region", "arm", "item", "item_label", *_COUNT_COLUMNS, "n_centres"]
 #: One row per centre (merged into ``centre_outcomes``).
 CENTRE_SATISFACTION_COLUMNS = ["centre_id", "n_responses", "n_valid_answers",
                                "customer_service_score_pct", "satisfaction_mean_index",
@@ -229,12 +229,15 @@ def satisfaction_table(parent_survey: pd.DataFrame, centres: pd.DataFrame,
     score of the item, ``mean_score`` = its mean 1–5 answer), ``overall`` (all
     items pooled: the customer service score and the satisfaction mean index) and
     ``nps`` (the net promoter score in column ``nps``, with ``n_promoters`` and
-    ``n_detractors``; ``n_valid`` = valid ``recommend`` answers). Columns:
-    :data:`SATISFACTION_COLUMNS`.
+    ``n_detractors``; ``n_valid`` = valid ``recommend`` answers). ``n_centres`` counts the
+    centres of the region and arm with a response (the reports' small-cell rule needs it).
+    Columns: :data:`SATISFACTION_COLUMNS`.
     """
     frame = responses_with_groups(parent_survey, centres, treatment, level=level)
     out = satisfaction_summary(frame, ["region", "arm"])
     out["item_label"] = out["item"].map(ITEM_LABELS).fillna(out["item"])
+    answering = frame.groupby(["region", "arm"], dropna=False)["centre_id"].nunique().rename("n_centres")
+    out = out.merge(answering.reset_index(), on=["region", "arm"], how="left")
     return out.sort_values(["region", "arm"], kind="stable")[SATISFACTION_COLUMNS].reset_index(drop=True)
 
 
