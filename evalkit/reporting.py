@@ -16,9 +16,11 @@ Tables and figures are numbered in the order they appear: a section that is
 skipped takes no number. Figures are inline SVG (crisp on phones, no network),
 each with a text alternative.
 
-Disclosure control: a table cell that describes fewer than
-:func:`min_children_per_cell` children or :func:`min_centres_per_cell` centres
-is shown as ``"<10"`` / ``"<3"`` (counts) or ``"suppressed"`` (statistics).
+Disclosure control: a table cell, figure mark, alt text or aria label that describes
+fewer than :func:`min_children_per_cell` children or :func:`min_centres_per_cell` centres
+is shown as ``"<10"`` / ``"<3"`` (counts) or ``"suppressed"`` (statistics). The rule is
+:func:`evalkit.disclosure.cell_is_small`, asked by every section; :attr:`RegionData.groups`
+decides it once per arm × wave group for the tables that do not count centres themselves.
 ``child_id`` is never loaded, and the cleaning log is only ever counted.
 """
 
@@ -39,6 +41,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import pandas as pd
 
+from .disclosure import balance_cells, cell_is_small, group_size, group_sizes, region_is_small, INDICATOR_COUNTS
 from .ruleset import estimation_rules, study_rules
 from .plan import activate, plan_from_manifest
 from .study import RunLayout, find_study, user_path
@@ -87,6 +90,7 @@ __all__ = [
     "format_p",
     "suppress_count",
     "suppress_small_cells",
+    "cell_is_small",
     "interval_svg",
     "forest_svg",
     "effects_frame",
@@ -269,6 +273,12 @@ class RegionData:
     def table(self, name: str) -> pd.DataFrame | None:
         """An optional results table, or None when the run did not write it."""
         return self.results.get(name)
+
+    @functools.cached_property
+    def groups(self) -> pd.DataFrame:
+        """Children and centres of each arm × wave group of the region and whether it is small
+        (:func:`evalkit.disclosure.group_sizes`), decided once for every section."""
+        return group_sizes(self.children)
 
     def next_number(self, kind: str, number: int | None = None) -> int:
         """The number of the next table or figure (an explicit number resets the count)."""
@@ -621,9 +631,7 @@ def suppress_count(n: Any, threshold: int | None = None) -> str:
 
 
 def _too_small(n_children: Any, n_centres: Iterable[Any] = ()) -> bool:
-    if not _isnum(n_children) or float(n_children) < min_children_per_cell():
-        return True
-    return any(not _isnum(c) or float(c) < min_centres_per_cell() for c in n_centres)
+    return cell_is_small(n_children, list(n_centres))
 
 
 def suppress_small_cells(table: pd.DataFrame, *, children: str,
@@ -653,9 +661,8 @@ def suppress_small_cells(table: pd.DataFrame, *, children: str,
     centres = [centres] if isinstance(centres, str) else list(centres)
     out = table.copy()
     n_children = pd.to_numeric(table[children], errors="coerce")
-    small = ~(n_children >= min_children_per_cell())
-    for column in centres:
-        small |= ~(pd.to_numeric(table[column], errors="coerce") >= min_centres_per_cell())
+    counts = table[centres].values.tolist() if centres else [[]] * len(table)
+    small = pd.Series([cell_is_small(n, c) for n, c in zip(table[children], counts)], index=table.index)
     empty = n_children.fillna(0) == 0
     for column in values:
         out[column] = out[column].astype(object).where(~small, SUPPRESSED).where(~empty, DASH)
@@ -1302,16 +1309,19 @@ def indicators_frame(indicators: pd.DataFrame | None) -> pd.DataFrame:
             continue
         row = match.iloc[0]
         small = _too_small(row.get("n_children"), [row.get("n_centres")])
+        fewer = {c: c in INDICATOR_COUNTS and INDICATOR_COUNTS[c] in row and _too_small(row[INDICATOR_COUNTS[c]])
+                 for c, _, _ in present}  # a statistic that rests on fewer children than its group
         cells[name] = ([suppress_count(row.get("n_children")),
                         suppress_count(row.get("n_centres"), min_centres_per_cell())]
-                       + [SUPPRESSED if small else fmt(row.get(c)) for c, _, fmt in present])
+                       + [SUPPRESSED if small or fewer[c] else fmt(row.get(c)) for c, _, fmt in present])
     return pd.DataFrame(cells)
 
 
-def satisfaction_frame(satisfaction: pd.DataFrame | None) -> pd.DataFrame:
+def satisfaction_frame(satisfaction: pd.DataFrame | None, groups: pd.DataFrame | None = None) -> pd.DataFrame:
     """Parents' satisfaction by arm: top-2-box share per item and the net promoter score.
 
-    Cells with answers from fewer than 10 parents are suppressed.
+    Cells with answers from fewer than 10 parents, or from parents of fewer than 3 centres
+    (the row's ``n_centres``; without it, the arm's centres in ``groups``), are suppressed.
     """
     columns = ["Item", "Partnered", "Comparison"]
     if satisfaction is None or satisfaction.empty:
@@ -1334,7 +1344,8 @@ def satisfaction_frame(satisfaction: pd.DataFrame | None) -> pd.DataFrame:
                 continue
             row = match.iloc[0]
             n = row.get("n_valid")
-            if not _isnum(n) or float(n) < min_children_per_cell():
+            centres = row.get("n_centres") if "n_centres" in row else group_size(groups, arm)[1]
+            if _too_small(n, [math.inf if centres is None else centres]):
                 cells[arm] = f"{SUPPRESSED} (n {suppress_count(n)})"
                 continue
             value = (row.get("nps") if _isnum(row.get("nps")) else row.get("mean_score")) if item == "nps" \
@@ -1345,8 +1356,10 @@ def satisfaction_frame(satisfaction: pd.DataFrame | None) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns)
 
 
-def scorecard_frame(scorecard: pd.DataFrame | None, region: str) -> pd.DataFrame:
-    """SCSPR-25 scorecard rows for the region and the whole programme: value against target."""
+def scorecard_frame(scorecard: pd.DataFrame | None, region: str, groups: pd.DataFrame | None = None) -> pd.DataFrame:
+    """SCSPR-25 scorecard rows for the region and the whole programme: value against target.
+
+    The region's values are suppressed when its centres and children (``groups``) are too few."""
     columns = ["Metric", "Scope", "Value", "Target", "Met?"]
     if scorecard is None or scorecard.empty:
         return pd.DataFrame(columns=columns)
@@ -1359,35 +1372,46 @@ def scorecard_frame(scorecard: pd.DataFrame | None, region: str) -> pd.DataFrame
         label = row.get("label") if isinstance(row.get("label"), str) else str(row["metric"]).replace("_", " ").capitalize()
         met = row.get("is_met")
         met_text = DASH if pd.isna(met) else ("Yes" if _as_bool(pd.Series([met])).iloc[0] else "Not yet")
+        small = row["scope"] == "region" and region_is_small(groups, region)
         rows.append({"Metric": label,
                      "Scope": region if row["scope"] == "region" else "All regions",
-                     "Value": fmt(row.get("value")), "Target": fmt(row.get("target")), "Met?": met_text})
+                     "Value": SUPPRESSED if small else fmt(row.get("value")), "Target": fmt(row.get("target")),
+                     "Met?": SUPPRESSED if small and met_text != DASH else met_text})
     return pd.DataFrame(rows, columns=columns)
 
 
-def balance_frame(balance: pd.DataFrame | None) -> pd.DataFrame:
-    """Baseline balance: means by arm, standardised difference, variance ratio and verdict."""
+def balance_frame(balance: pd.DataFrame | None, groups: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Baseline balance: means by arm, standardised difference, variance ratio and verdict.
+
+    An arm's mean is suppressed when its cell is small (:func:`evalkit.disclosure.balance_cells`:
+    children rows count the arm's children in its baseline centres of ``groups``, centre rows its
+    centres); what compares the arms (difference, ratio, verdict) when either arm's is.
+    """
     columns = ["Characteristic", "Partnered", "Comparison", "Std. difference", "Variance ratio", "Verdict"]
     if balance is None or balance.empty:
         return pd.DataFrame(columns=columns)
     verdicts = {"good": "balanced", "adjust": "adjusted for", "fails": "imbalanced"}
     rows = []
-    for row in _records(balance):
+    cells = balance_cells(balance, groups)
+    for part, comp, small, row in zip(cells["Partnered"], cells["Comparison"], cells["either"], _records(balance)):
         name = str(row["label"]) if isinstance(row.get("label"), str) else str(row["variable"])
         level = row.get("level")
         if isinstance(level, str) and level.strip():
             name += f": {level}"
-        small = not (_isnum(row.get("n_partnered")) and _isnum(row.get("n_comparison"))
-                     and min(float(row["n_partnered"]), float(row["n_comparison"])) >= min_children_per_cell())
         rows.append({
             "Characteristic": name,
-            "Partnered": SUPPRESSED if small else format_number(row.get("mean_partnered"), 2),
-            "Comparison": SUPPRESSED if small else format_number(row.get("mean_comparison"), 2),
+            "Partnered": SUPPRESSED if part else format_number(row.get("mean_partnered"), 2),
+            "Comparison": SUPPRESSED if comp else format_number(row.get("mean_comparison"), 2),
             "Std. difference": SUPPRESSED if small else format_number(row.get("smd"), 2, signed=True),
             "Variance ratio": SUPPRESSED if small else format_number(row.get("variance_ratio"), 2),
-            "Verdict": verdicts.get(str(row.get("flag")), DASH),
+            "Verdict": SUPPRESSED if small else verdicts.get(str(row.get("flag")), DASH),
         })
     return pd.DataFrame(rows, columns=columns)
+
+
+def _compared(balance: pd.DataFrame, groups: pd.DataFrame | None) -> pd.Series:
+    """The balance rows whose comparison of the arms may be shown (:func:`evalkit.disclosure.balance_cells`)."""
+    return ~pd.Series(balance_cells(balance, groups)["either"], index=balance.index, dtype=bool)
 
 
 def _rows_by_table(manifest: dict | None) -> dict[str, dict]:
@@ -1628,6 +1652,8 @@ def limitations_list(data: RegionData) -> list[str]:
             "No effect was estimated for this region, so the tables in this report describe the "
             "children assessed but say nothing about what partnership did.")
     balance = data.table("balance")
+    if balance is not None and "flag" in balance.columns:  # a suppressed comparison names nothing
+        balance = balance.loc[_compared(balance, data.groups)]
     if balance is not None and "flag" in balance.columns and (balance["flag"].astype(str) == "fails").any():
         failing = balance.loc[balance["flag"].astype(str) == "fails"]
         names = ", ".join(dict.fromkeys(
@@ -2016,6 +2042,9 @@ def overlap_table(data: RegionData, number: int | None = None):
         return _html(_placeholder("Overlap diagnostics are not available for this run "
                                   "(results/overlap.csv was not produced)."))
     row = overlap.iloc[0]
+    # every measure compares the arms' centres: none is shown when either arm's cell is small
+    small = any(_too_small(group_size(data.groups, arm)[0], [row.get(f"n_centres_{arm.lower()}", math.inf)])
+                for arm in ARMS)
 
     def count(name: str) -> str:
         value = row.get(name)
@@ -2036,12 +2065,15 @@ def overlap_table(data: RegionData, number: int | None = None):
                   f"{count('n_trimmed_partnered')} / {count('n_trimmed_comparison')}",
                   share("effective_comparison_centres", 1), share("max_comparison_weight_share")],
     })
+    if small:
+        frame["Value"] = SUPPRESSED
     n = data.next_number("Table", number)
     caption = (f"Table {n}. How alike partnered and comparison centres are in their chance of partnering "
                f"({html.escape(data.region)})")
     note = ("The weighting estimators (IPW, AIPW) compare partnered centres with comparison centres that had a "
             "similar chance of partnering, estimated from setting, registration and fee band. Where few "
-            "comparison centres resemble the partnered ones, those estimates rest on a handful of centres.")
+            "comparison centres resemble the partnered ones, those estimates rest on a handful of centres."
+            + (" " + suppression_note() if small else ""))
     return _html(_table_html(frame, caption, note=note))
 
 
@@ -2102,23 +2134,26 @@ def score_distribution_figure(data: RegionData, number: int | None = None):
     alt = (f"Box plots of ELOM total scores in {data.region} for partnered and comparison centres at "
            f"baseline and endline. Median scores: {'; '.join(medians)}.")
     if hidden:
-        alt += f" Not shown (too few children): {', '.join(hidden)}."
+        alt += f" Suppressed (too few children or centres), not plotted: {', '.join(hidden)}."
     n = data.next_number("Figure", number)
     caption = (f"Figure {n}. ELOM total by group and wave. Boxes span the middle half of children, "
                "the line is the median and whiskers run from the 5th to the 95th percentile "
                "(individual scores are not plotted). Both groups grow between waves because children get older.")
     if hidden:
-        caption += f" Not shown because too few children: {html.escape(', '.join(hidden))}."
+        caption += (f" Suppressed because too few children or centres, not plotted: "
+                    f"{html.escape(', '.join(hidden))}.")
     return _html(_figure_html(fig, alt, caption))
 
 
 @_styled
 def on_track_figure(data: RegionData, number: int | None = None):
     """Bar chart of the share of children On Track, by arm and wave."""
-    rows = []
+    rows, hidden = [], []
     for arm, wave, group in _groups(data.children):
         banded = group.loc[group["elom_band"].notna()] if "elom_band" in group else group.iloc[0:0]
         if _too_small(len(banded), [banded["centre_id"].nunique()]):
+            if len(group):
+                hidden.append(f"{arm.lower()} {wave}")
             continue
         rows.append((arm, wave, 100 * float((banded["elom_band"] == ON_TRACK).mean())))
     if not rows:
@@ -2148,6 +2183,9 @@ def on_track_figure(data: RegionData, number: int | None = None):
     alt = f"Bar chart of the share of children On Track on the ELOM standards in {data.region}: {described}."
     caption = (f"Figure {n}. Children On Track for their age on the ELOM standards, by group and wave "
                "(raw shares, not adjusted for differences between centres).")
+    if hidden:
+        alt += f" Suppressed (too few children or centres), no bar: {', '.join(hidden)}."
+        caption += f" Suppressed because too few children or centres, no bar: {html.escape(', '.join(hidden))}."
     return _html(_figure_html(fig, alt, caption))
 
 
@@ -2183,7 +2221,7 @@ def indicators_table(data: RegionData, number: int | None = None):
 @_guarded("results/satisfaction.csv")
 def satisfaction_table(data: RegionData, number: int | None = None):
     """Parents' satisfaction (customer service score and net promoter score) by arm."""
-    frame = satisfaction_frame(data.table("satisfaction"))
+    frame = satisfaction_frame(data.table("satisfaction"), data.groups)
     if frame.empty:
         return _html(_placeholder("Parent satisfaction is not available for this run "
                                   "(results/satisfaction.csv was not produced)."))
@@ -2191,14 +2229,15 @@ def satisfaction_table(data: RegionData, number: int | None = None):
     caption = f"Table {n}. What parents said about their centre in {html.escape(data.region)}, by group"
     note = ("Customer service score = share of valid answers that are 4 or 5 on a 1–5 scale (don't know "
             "and not applicable excluded). Net promoter score = % answering 9–10 minus % answering 0–6 "
-            "on a 0–10 scale. n = parents answering; fewer than 10 are suppressed.")
+            f"on a 0–10 scale. n = parents answering; fewer than {min_children_per_cell()} parents, or parents of "
+            f"fewer than {min_centres_per_cell()} centres, are suppressed.")
     return _html(_table_html(frame, caption, note=note, numeric=("Partnered", "Comparison")))
 
 
 @_guarded("results/scorecard.csv")
 def scorecard_table(data: RegionData, number: int | None = None):
     """The SCSPR-25 programme scorecard: each metric against its target."""
-    frame = scorecard_frame(data.table("scorecard"), data.region)
+    frame = scorecard_frame(data.table("scorecard"), data.region, data.groups)
     if frame.empty:
         return _html(_placeholder("The SCSPR-25 scorecard is not available for this run "
                                   "(results/scorecard.csv was not produced)."))
@@ -2250,15 +2289,23 @@ def balance_table(data: RegionData, number: int | None = None):
     if balance is None or balance.empty:
         return _html(_placeholder("The balance check is not available for this run "
                                   "(results/balance.csv was not produced)."))
-    frame = balance_frame(balance)
-    flags = balance["flag"].astype(str) if "flag" in balance else pd.Series(dtype=str)
+    frame = balance_frame(balance, data.groups)
+    shown = _compared(balance, data.groups)
+    flags = balance["flag"].astype(str).where(shown) if "flag" in balance else pd.Series(dtype=str)
     estimated = data.primary is not None and str(data.primary.get("status")) == "ok"
     adjusts = "the analysis adjusts for them" if estimated else "an analysis would need to adjust for them"
-    summary = (f"Of {len(balance)} baseline characteristics, {int((flags == 'good').sum())} were balanced, "
-               f"{int((flags == 'adjust').sum())} differed a little ({adjusts}) and "
-               f"{int((flags == 'fails').sum())} differed by more than a quarter of a standard deviation.")
+    counts = (f"{int((flags == 'good').sum())} were balanced, "
+              f"{int((flags == 'adjust').sum())} differed a little ({adjusts}) and "
+              f"{int((flags == 'fails').sum())} differed by more than a quarter of a standard deviation.")
+    summary = f"Of {len(balance)} baseline characteristics, " + (counts if shown.all() else (
+        f"the comparison of {int((~shown).sum())} is suppressed (fewer than {min_children_per_cell()} children "
+        f"or {min_centres_per_cell()} centres in a group)" + (f"; of the other {int(shown.sum())}, {counts}"
+                                                              if shown.any() else ".")))
     joint = data.table("balance_joint")
-    if joint is not None and not joint.empty:
+    if joint is not None and not joint.empty and any(cell_is_small(*group_size(data.groups, arm, "baseline"))
+                                                     for arm in ARMS):
+        summary += " The joint test of all characteristics is suppressed with them."
+    elif joint is not None and not joint.empty:
         j = joint.iloc[0]
         if _isnum(j.get("p_value")):
             summary += (f" A joint test of all characteristics gives p = {format_p(j['p_value'])}"
@@ -2286,8 +2333,12 @@ def love_plot(data: RegionData, number: int | None = None):
     if balance is None or balance.empty or "smd" not in balance:
         return _html("")
     frame = balance.loc[pd.to_numeric(balance["smd"], errors="coerce").notna()].copy()
+    shown = _compared(frame, data.groups)
+    hidden, frame = int((~shown).sum()), frame.loc[shown]
     if frame.empty:
-        return _html("")
+        return _html(_placeholder(f"The Love plot is not shown: the comparison of every characteristic is "
+                                  f"suppressed (fewer than {min_children_per_cell()} children or "
+                                  f"{min_centres_per_cell()} centres in a group).") if hidden else "")
     frame["name"] = [(str(r["label"]) if isinstance(r.get("label"), str) else str(r["variable"]))
                      + (f": {r['level']}" if isinstance(r.get("level"), str) and r["level"].strip() else "")
                      for r in _records(frame)]
@@ -2319,6 +2370,9 @@ def love_plot(data: RegionData, number: int | None = None):
     n = data.next_number("Figure", number)
     caption = (f"Figure {n}. Baseline balance (Love plot). Each mark is one characteristic; the dotted line "
                f"is {good_text} SD and the dashed line {fails_text} SD. Marks right of the dashed line are imbalanced.")
+    if hidden:
+        alt += f" {hidden} more are suppressed (too few children or centres in a group) and not plotted."
+        caption += f" {hidden} characteristics are suppressed (too few children or centres in a group) and not plotted."
     return _html(_figure_html(fig, alt, caption))
 
 

@@ -426,7 +426,9 @@ def test_satisfaction_scorecard_and_balance_frames():
                                  variance_ratio=1.2, flag="adjust")])
     frame = reporting.balance_frame(balance)
     assert frame.iloc[0]["Characteristic"] == "Setting: urban" and frame.iloc[0]["Std. difference"] == "suppressed"
-    assert frame.iloc[0]["Verdict"] == "imbalanced"
+    # the comparison arm (9) is small: its mean and what compares the arms, verdict too; not the partnered mean
+    assert frame.iloc[0]["Verdict"] == "suppressed" and frame.iloc[0]["Comparison"] == "suppressed"
+    assert frame.iloc[0]["Partnered"] == "0.70"
     assert frame.iloc[1]["Std. difference"] == f"{MINUS}0.10" and frame.iloc[1]["Verdict"] == "adjusted for"
 
 
