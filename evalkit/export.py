@@ -6,6 +6,11 @@ read, kept and dropped from the run manifest, and an "About" sheet saying what
 each sheet holds and where the numbers came from. Tables that the run did not
 write are listed on the About sheet as absent, not invented.
 
+It is offered to funders, so the small-cell rule holds in it as in the reports
+(:func:`evalkit.disclosure.suppressed_results`): a cell describing fewer than 10 children
+or 3 centres shows ``"suppressed"``, ``"<10"`` or ``"<3"``. The analysts' ``results/*.csv``
+keep full precision.
+
 Text cells are protected against formula injection: a value that a spreadsheet
 would read as a formula (starting with ``=``, ``+``, ``-``, ``@``, a tab or a
 carriage return) is written as text with a leading apostrophe, as OWASP
@@ -22,6 +27,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from .disclosure import groups_from_indicators, min_centres, min_children, suppressed_results
 
 __all__ = ["WORKBOOK", "SHEETS", "FORMULA_TRIGGERS", "safe_cell", "workbook_tables", "write_results_workbook"]
 
@@ -88,7 +95,8 @@ def workbook_tables(output_dir: str | Path) -> tuple[dict[str, pd.DataFrame], li
 
     When ``results/data_quality.csv`` is absent the data-quality sheet is
     counted from ``cleaning_log.csv`` (table, action, rule → rows): record
-    ids and values never enter the workbook.
+    ids and values never enter the workbook. Small cells are suppressed
+    (:func:`evalkit.disclosure.suppressed_results`, with the groups of ``indicators``).
     """
     output_dir = Path(output_dir)
     tables: dict[str, pd.DataFrame] = {}
@@ -110,7 +118,8 @@ def workbook_tables(output_dir: str | Path) -> tuple[dict[str, pd.DataFrame], li
     rows = _rows_frame(manifest)
     if not rows.empty:
         tables["rows_kept_dropped"] = rows
-    return tables, absent
+    groups = groups_from_indicators(tables.get("indicators"))
+    return {name: suppressed_results(name, frame, groups) for name, frame in tables.items()}, absent
 
 
 def _about(output_dir: Path, tables: dict[str, pd.DataFrame], absent: list[str]) -> list[list[Any]]:
@@ -139,6 +148,9 @@ def _about(output_dir: Path, tables: dict[str, pd.DataFrame], absent: list[str])
         lines.append([name, (info or {}).get("sha256", "")])
     lines += [[], ["Notes"],
               ["Partnership was not randomised: estimates are adjusted comparisons, not proof of cause."],
+              [f"Cells describing fewer than {min_children()} children or {min_centres()} centres show "
+               f"\"suppressed\", \"<{min_children()}\" or \"<{min_centres()}\"; the evaluation team's "
+               "results/*.csv keep full precision."],
               ["Text that a spreadsheet would read as a formula starts with an apostrophe; numbers are numbers."]]
     return lines
 
