@@ -8,7 +8,10 @@ estimates. :func:`show` draws the same views without widgets, so the notebook
 has real output when it runs top to bottom (nbval, a printed copy).
 
 Every function returns something a notebook cell displays; the notebook itself
-defines nothing. ``child_id`` is replaced by a meaningless number on loading
+defines nothing. The views keep the reports' small-cell rule
+(:func:`evalkit.disclosure.cell_is_small`): a group of fewer than 10 children or 3 centres
+has no box, and its statistics (and the differences and estimates that rest on it) show
+"suppressed". ``child_id`` is replaced by a meaningless number on loading
 (the two waves of a child still pair up), so no view can show a real id.
 """
 
@@ -24,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from . import reporting
+from .disclosure import SUPPRESSED, cell_is_small, group_sizes, shown_count, suppressed_results
 from .errors import InputError
 from .study import find_study, user_path
 
@@ -264,29 +268,44 @@ def distribution_view(bench: Workbench, region: str, outcome: str, subgroup: str
         return HTML(f"<p>No {html.escape(outcome)} values for {html.escape(subgroup)} in {html.escape(region)}.</p>")
     fig = Figure(figsize=(6.4, 3.4), layout="constrained")
     ax = fig.subplots()
-    positions, data, colours, labels = [], [], [], []
+    positions, data, colours, labels, hidden = [], [], [], [], []
     for j, wave in enumerate(reporting.WAVES):
         for i, arm in enumerate(reporting.ARMS):
-            values = chosen.loc[(chosen["arm"] == arm) & (chosen["wave"] == wave), outcome].to_numpy()
-            if len(values):
+            group = chosen.loc[(chosen["arm"] == arm) & (chosen["wave"] == wave)]
+            values = group[outcome].to_numpy()
+            if len(values) and cell_is_small(len(values), group["centre_id"].nunique()):
+                hidden.append(f"{arm.lower()} {wave}")
+            elif len(values):
                 positions.append(j + (i - 0.5) * 0.36)
                 data.append(values)
                 colours.append(reporting.PALETTE[arm])
                 labels.append(arm)
-    boxes = ax.boxplot(data, positions=positions, widths=0.32, patch_artist=True, showfliers=False,
-                       whis=(5, 95), medianprops={"color": "black"})
-    for patch, colour in zip(boxes["boxes"], colours):
-        patch.set_facecolor(colour)
-    ax.set_xticks(range(len(reporting.WAVES)), [w.capitalize() for w in reporting.WAVES])
-    ax.set_ylabel(reporting._outcome_label(outcome))
-    ax.set_title(f"{region} — {subgroup}", loc="left", fontsize=10)
-    handles = [boxes["boxes"][labels.index(a)] for a in reporting.ARMS if a in labels]
-    ax.legend(handles, [a for a in reporting.ARMS if a in labels], frameon=False, loc="upper left")
-    ax.spines[["top", "right"]].set_visible(False)
-    summary = (chosen.groupby(["arm", "wave"])[outcome].agg(["count", "mean", "std", "median"])
-               .round(2).reset_index().rename(columns={"count": "n"}))
     alt = f"Box plots of {outcome} by group and wave in {region} ({subgroup})"
-    return HTML(_h(f"Distribution of {reporting._outcome_label(outcome)}") + reporting._figure_html(fig, alt, "")
+    if hidden:
+        alt += f"; suppressed (too few children or centres), no box: {', '.join(hidden)}"
+    if data:
+        boxes = ax.boxplot(data, positions=positions, widths=0.32, patch_artist=True, showfliers=False,
+                           whis=(5, 95), medianprops={"color": "black"})
+        for patch, colour in zip(boxes["boxes"], colours):
+            patch.set_facecolor(colour)
+        ax.set_xticks(range(len(reporting.WAVES)), [w.capitalize() for w in reporting.WAVES])
+        ax.set_ylabel(reporting._outcome_label(outcome))
+        ax.set_title(f"{region} — {subgroup}", loc="left", fontsize=10)
+        handles = [boxes["boxes"][labels.index(a)] for a in reporting.ARMS if a in labels]
+        ax.legend(handles, [a for a in reporting.ARMS if a in labels], frameon=False, loc="upper left")
+        ax.spines[["top", "right"]].set_visible(False)
+        picture = reporting._figure_html(fig, alt, "")
+    else:
+        picture = f"<p>No box: every group is suppressed (too few children or centres): {', '.join(hidden)}.</p>"
+    summary = (chosen.groupby(["arm", "wave"]).agg(n=(outcome, "count"), centres=("centre_id", "nunique"),
+                                                   mean=(outcome, "mean"), std=(outcome, "std"),
+                                                   median=(outcome, "median")).round(2).reset_index())
+    small = [cell_is_small(n, c) for n, c in zip(summary["n"], summary["centres"])]
+    for column in ("mean", "std", "median"):
+        summary[column] = summary[column].astype(object).where(~pd.Series(small, index=summary.index), SUPPRESSED)
+    summary["n"] = summary["n"].map(shown_count)
+    summary["centres"] = summary["centres"].map(lambda n: shown_count(n, "centres"))
+    return HTML(_h(f"Distribution of {reporting._outcome_label(outcome)}") + picture
                 + summary.to_html(index=False, classes="ek-table"))
 
 
@@ -297,14 +316,17 @@ def balance_view(bench: Workbench, region: str, subgroup: str = "all children"):
 
     children = bench.children.loc[(bench.children["region"].astype(str) == region)
                                   & subgroup_mask(bench.children, subgroup)]
-    computed = baseline_balance(children).round(3)
+    groups = group_sizes(children) if len(children) else None
+    computed = suppressed_results("balance", baseline_balance(children).round(3), groups)
     out = _h(f"Baseline balance — {subgroup}") + computed.to_html(index=False, classes="ek-table")
     if subgroup == "all children" and bench.balance is not None:
         run = bench.balance.loc[bench.balance["region"].astype(str) == region]
         if not run.empty:
-            keep = [c for c in ("label", "level", "smd", "variance_ratio", "p_adjusted", "flag") if c in run.columns]
-            out += "<p>The run's balance table (results/balance.csv):</p>" + run[keep].round(3).to_html(
-                index=False, classes="ek-table")
+            keep = [c for c in ("region", "label", "level", "n_partnered", "n_comparison", "smd", "variance_ratio",
+                                "p_adjusted", "flag") if c in run.columns]
+            run = suppressed_results("balance", run[keep].round(3), groups)
+            out += "<p>The run's balance table (results/balance.csv):</p>" + run.drop(
+                columns=["region"], errors="ignore").to_html(index=False, classes="ek-table")
     return HTML(out + "<p>|SMD| ≤ 0.05 good, ≤ 0.25 adjust, beyond fails (What Works Clearinghouse).</p>")
 
 
@@ -321,8 +343,9 @@ def estimates_view(bench: Workbench, region: str, outcome: str, subgroup: str = 
     columns = [c for c in ("estimator", "inference", "subgroup", "estimate", "ci_low", "ci_high", "p_value",
                            "effect_size_sd", "n_children", "n_centres_partnered", "n_centres_comparison",
                            "status", "note") if c in rows.columns]
+    table = suppressed_results("estimates", rows[columns].round(3))
     return HTML(_h(f"Estimates — {subgroup}") + f'<div style="max-width:34rem">{svg}</div>'
-                + rows[columns].round(3).to_html(index=False, classes="ek-table", na_rep=""))
+                + table.to_html(index=False, classes="ek-table", na_rep=""))
 
 
 def show(bench: Workbench, region: str | None = None, outcome: str = "elom_total", subgroup: str = "all children"):

@@ -145,10 +145,12 @@ def test_region_estimates_from_the_run_and_computed_for_a_subgroup(bench):
 
 
 def test_show_and_explorer_render_all_three_views(bench, capsys):
-    markup = explore.show(bench, "Gauteng", "elom_total", "urban centres").data
+    markup = explore.show(bench, "Gauteng", "elom_total", "girls").data
     for heading in ("Distribution of ELOM total", "Baseline balance", "Estimates"):
         assert heading in markup
     assert 'alt="Box plots of elom_total' in markup and 'role="img"' in markup
+    # urban centres: 2 per arm, too few to show (the small-cell rule)
+    assert "No box: every group is suppressed" in explore.show(bench, "Gauteng", "elom_total", "urban centres").data
     assert "KG" not in markup  # no child ids
     box = explore.explorer(bench)
     region, outcome, subgroup = box.children[0].children
