@@ -722,10 +722,10 @@ def _chance_note(rows: list[dict]) -> str:
 
 
 #: Region name of the pooled estimate in ``results/estimates.csv``.
-#: Files under the output folder that the index offers for download, when present.
-DOWNLOADS = (("results/results.xlsx", "All results as an Excel workbook (for M&E teams)"),
-             ("results/estimates.csv", "Estimates (CSV)"),
-             ("results/indicators.csv", "Indicators by region, group and wave (CSV)"))
+#: Files under the output folder that the index offers for download, when present: only what keeps the
+#: small-cell rule (the workbook, :mod:`evalkit.export`). The results/*.csv tables are the evaluation
+#: team's, at full precision, and are not offered to funders.
+DOWNLOADS = (("results/results.xlsx", "All results as an Excel workbook, small cells suppressed (for M&E teams)"),)
 
 
 def _index_forest(rows: list[dict], national: pd.Series | None, checks: list[dict] = ()) -> str:
