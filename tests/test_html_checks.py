@@ -197,7 +197,7 @@ def test_full_report_has_every_section_from_the_results_tables(full_run):
     page = (full_run / "regions" / "gauteng.html").read_text(encoding="utf-8")
     for expected in (
         "What we found", "How sure are we?", "Some evidence, with caveats",
-        "ANCOVA · CR2", "AIPW · CR1", "Height-for-age (z)",  # effects for every estimator and outcome
+        "ANCOVA · CR2", "AIPW · CR1", "Height-for-age (z-score)",  # effects for every estimator and outcome
         "Difference by subgroup of children", "girls",
         "ELOM total by group and wave", "Children On Track for their age",
         "Child indicators in Gauteng", "What parents said", "84% (n 60)", "suppressed (n &lt;10)",
