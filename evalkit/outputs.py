@@ -297,11 +297,13 @@ def resolve_run(data_dir: Path | str | None = None, output_dir: Path | str | Non
 
 
 def outputs_complete(key: RunKey, manifest: dict) -> bool:
-    """Every file the last run published is still there."""
+    """Every file the last run published is still there, and every PDF brief it tried to write
+    (a brief that failed is missing, so the next run tries it again)."""
     out = key.output_dir
     needed = [out / "index.html", out / "results" / "estimates.csv", out / "cleaning_log.csv",
               key.processed_dir / "child_outcomes.parquet"]
     needed += [out / info["report"] for info in manifest.get("regions", {}).values() if info.get("report")]
+    needed += [out / info["path"] for info in manifest.get("briefs", {}).values() if info.get("path")]
     return all(path.is_file() for path in needed)
 
 

@@ -318,6 +318,41 @@ def _region_digests(prepared: Prepared, fingerprint: dict) -> dict[str, str]:
     return {region: hash_json(part) for region, part in parts.items()}
 
 
+def _write_briefs(staged_out: Path, output_dir: Path, estimates: pd.DataFrame, renders: list, status: dict,
+                  manifest: dict, render_mod, *, every_region: bool) -> list[Path]:
+    """Every region's PDF brief and the national one (:mod:`evalkit.brief`), into the staged output.
+
+    Rewritten on every rendering run, reused region reports included: each page carries the run's
+    date and data version. A brief that fails does not fail the run: its region's status note
+    says so (``brief_status`` "failed"), the index is written again without the link, and the
+    next run tries again (the manifest lists it, so the output is not complete without it).
+    Returns the published briefs to remove: the old file of a brief that failed and, in a run of
+    every region, the briefs of regions no longer in it.
+    """
+    from .brief import BRIEFS_DIR, write_briefs
+
+    written = write_briefs(staged_out, estimates, {item.region: item.slug for item in renders})
+    manifest["briefs"] = {item.region: {"path": item.path, "ok": item.ok, "pages": item.pages,
+                                        "seconds": round(item.seconds, 2), **({} if item.ok else {"note": item.reason})}
+                          for item in written}
+    failed = [item for item in written if not item.ok]
+    for item in (item for item in written if item.region in status):  # the national brief has no region
+        status[item.region].update(brief=item.path, brief_status="ok" if item.ok else "failed")
+        if not item.ok:
+            sentence = f"The PDF brief could not be written: {item.reason}"
+            note = status[item.region]["note"]
+            status[item.region].update(note=f"{note} {sentence}" if note else sentence, brief_note=sentence)
+    if failed:
+        render_mod.write_index(staged_out, estimates, renders,
+                               briefs={item.region: item.path for item in written if item.ok})
+    stale = [output_dir / item.path for item in failed]
+    briefs_dir = output_dir / BRIEFS_DIR
+    if every_region and briefs_dir.is_dir():
+        current = {Path(item.path).name for item in written}
+        stale += [p for p in briefs_dir.glob("*.pdf") if p.name not in current]
+    return stale
+
+
 def run(data_dir: Path | str | None = None, output_dir: Path | str | None = None,
         processed_dir: Path | str | None = None, *, level: Literal["province", "district"] | None = None,
         regions: list[str] | None = None, jobs: int | None = None, render: bool = True,
@@ -462,7 +497,7 @@ def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, 
             old = old_regions[region]
             by_region[region] = render_mod.RegionRender(
                 region=region, slug=old["slug"], status=old["render_status"], path=old["report"],
-                reason=old.get("note", ""), seconds=0.0)
+                reason=old.get("note", "").removesuffix(old.get("brief_note", "")).strip(), seconds=0.0)
         renders = [by_region[region] for region in prepared.regions]
         for item in renders:
             status[item.region].update(report=item.path, render_status=item.status,
@@ -474,12 +509,19 @@ def _run_staged(data_dir, output_dir, processed_dir, stage, stage_processed, *, 
         manifest["timings_seconds"]["render"] = round(time.perf_counter() - t0, 3)
         t0 = time.perf_counter()
         write_results_workbook(staged_out)
-        render_mod.write_index(staged_out, prepared.estimates, renders)
+        from .brief import planned_briefs
+
+        render_mod.write_index(staged_out, prepared.estimates, renders, briefs=planned_briefs(
+            {item.region: item.slug for item in renders}))
         manifest["timings_seconds"]["workbook_index"] = round(time.perf_counter() - t0, 3)
         current = {f"{info['slug']}.html" for info in status.values()}
         regions_dir = output_dir / "regions"
         if regions_dir.is_dir() and parameters["regions"] == "all":
             stale_reports = [p for p in regions_dir.glob("*.html") if p.name not in current]
+        t0 = time.perf_counter()
+        stale_reports += _write_briefs(staged_out, output_dir, prepared.estimates, renders, status, manifest,
+                                       render_mod, every_region=parameters["regions"] == "all")
+        manifest["timings_seconds"]["briefs"] = round(time.perf_counter() - t0, 3)
     manifest["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     manifest["timings_seconds"]["total"] = round(time.perf_counter() - t_start, 3)
     manifest["exit_code"] = exit_code

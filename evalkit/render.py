@@ -753,11 +753,14 @@ def _index_forest(rows: list[dict], national: pd.Series | None, checks: list[dic
                                       f"by region. {described}.")
 
 
-def write_index(output_dir: Path, estimates: pd.DataFrame, renders: list[RegionRender]) -> Path:
+def write_index(output_dir: Path, estimates: pd.DataFrame, renders: list[RegionRender],
+                briefs: dict[str, str] | None = None) -> Path:
     """Write ``<output_dir>/index.html``: the national result, a forest plot and every region's report.
 
     The national headline comes from the ``National`` rows of the estimates
     when present; otherwise the page opens with a count of what the regions found.
+    ``briefs`` maps a region (and ``National``) to its PDF brief (``briefs/<slug>.pdf``, see
+    :mod:`evalkit.brief`): each region's row links its brief, the downloads the national one.
     """
     from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -776,6 +779,7 @@ def write_index(output_dir: Path, estimates: pd.DataFrame, renders: list[RegionR
             item.status, result["direction"].capitalize() if result["direction"] else "Suppressed")
         usable = result["direction"] != ""
         rows.append(dict(region=item.region, slug=item.slug, href=item.path, status=item.status,
+                         brief=(briefs or {}).get(item.region, ""),
                          status_label=_STATUS_LABELS.get(item.status, item.status),
                          reason=item.reason, reading=reading,
                          _estimate=row["estimate"] if usable else None,
@@ -791,6 +795,9 @@ def write_index(output_dir: Path, estimates: pd.DataFrame, renders: list[RegionR
             extra=["Each region's own result is below; they can differ from the overall one."],
             checks=reporting.few_cluster_checks(estimates, national))
     downloads = [dict(href=href, label=label) for href, label in DOWNLOADS if (output_dir / href).is_file()]
+    if (briefs or {}).get(NATIONAL):
+        downloads.insert(0, dict(href=briefs[NATIONAL], label="Board brief for all regions (PDF, A4); each region's "
+                                                              "own brief is linked beside its name in Table 1"))
     env = Environment(loader=FileSystemLoader(str(TEMPLATES)), autoescape=True,
                       undefined=StrictUndefined, keep_trailing_newline=True)
     page = env.get_template("index.html.j2").render(

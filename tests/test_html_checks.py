@@ -24,7 +24,7 @@ from evalkit.simulate import simulate
 from test_render import write_prepared_run
 
 URL_ATTRIBUTES = ("src", "href", "action", "data", "poster", "srcset", "formaction", "xlink:href", "background")
-LOCAL_PREFIXES = ("data:", "#", "../", "regions/", "results/")
+LOCAL_PREFIXES = ("data:", "#", "../", "regions/", "results/", "briefs/")
 FORBIDDEN_TAGS = {"script", "link", "iframe", "object", "embed", "base", "pre", "textarea", "input"}
 # (markdown cells also sit in a jp-InputArea, so that class alone is no sign of code)
 CODE_MARKERS = ("jp-InputPrompt", "jp-OutputPrompt", "jp-Editor", 'class="highlight', "jp-CodeMirror",

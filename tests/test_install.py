@@ -53,6 +53,7 @@ def test_the_wheel_carries_the_notebooks_templates_and_rules(installed):
     names = set(zipfile.ZipFile(wheel).namelist())
     for needed in ["evalkit/notebooks/regional_evaluation.ipynb", "evalkit/notebooks/explore.ipynb",
                    "evalkit/templates/index.html.j2", "evalkit/templates/check.html.j2",
+                   "evalkit/templates/brief.html.j2",
                    "evalkit/templates/evalkit_report/index.html.j2", "evalkit/templates/evalkit_report/conf.json",
                    "evalkit/templates/evalkit_report/evalkit.css", "evalkit/rules/estimation.yml",
                    "evalkit/rules/study.yml"]:
@@ -92,6 +93,9 @@ def test_a_new_user_makes_reports_from_their_own_folder(installed, tmp_path):
     index = study / "reports" / "index.html"
     assert index.is_file() and "Pilot study" in index.read_text(encoding="utf-8")
     assert (study / "reports" / "regions" / "gauteng.html").is_file()
+    # the PDF briefs, printed by the WeasyPrint pip installed (with the system's Pango)
+    assert (study / "reports" / "briefs" / "gauteng.pdf").read_bytes().startswith(b"%PDF-")
+    assert (study / "reports" / "briefs" / "national.pdf").is_file()
     assert (study / "data" / "processed" / "child_outcomes.parquet").is_file()
     manifest = json.loads((study / "reports" / "run_manifest.json").read_text())
     assert manifest["plan"]["source"] == str(study / "evalkit.yml")
