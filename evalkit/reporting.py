@@ -919,6 +919,7 @@ FINDING_COLUMNS = ["region", "outcome", "estimator", "inference", "level", "cert
 
 def findings_frame(estimates: pd.DataFrame, regions: Iterable[str]) -> pd.DataFrame:
     """One row per region (:data:`FINDING_COLUMNS`), from :func:`finding`."""
+    estimates = in_display_units(estimates)  # once for the table, not once per region
     rows = [{k: v for k, v in finding(estimates, region).items() if k in FINDING_COLUMNS} for region in regions]
     return pd.DataFrame(rows, columns=FINDING_COLUMNS)
 
